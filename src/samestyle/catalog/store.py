@@ -107,16 +107,30 @@ def rejects_csv(rejects: Sequence[Reject]) -> str:
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow(REJECT_COLUMNS)
     for r in rejects:
-        writer.writerow([r.file, "" if r.row is None else r.row, r.field or "", r.reason, r.product_id or "",
-                         int(r.fatal)])
+        writer.writerow(
+            [
+                r.file,
+                "" if r.row is None else r.row,
+                r.field or "",
+                r.reason,
+                r.product_id or "",
+                int(r.fatal),
+            ]
+        )
     return buf.getvalue()
 
 
 def read_rejects(path: str | Path) -> list[Reject]:
     with open(path, newline="", encoding="utf-8") as fh:
         return [
-            Reject(file=row["file"], row=int(row["row"]) if row["row"] else None, field=row["field"] or None,
-                   reason=row["reason"], product_id=row["product_id"] or None, fatal=row["fatal"] == "1")
+            Reject(
+                file=row["file"],
+                row=int(row["row"]) if row["row"] else None,
+                field=row["field"] or None,
+                reason=row["reason"],
+                product_id=row["product_id"] or None,
+                fatal=row["fatal"] == "1",
+            )
             for row in csv.DictReader(fh)
         ]
 

@@ -1,0 +1,324 @@
+"""The Myntra fashion catalogue (Kaggle "Fashion Product Images (Small)") as samestyle products.
+
+Mapping of ``myntra_styles_full.csv.gz`` (44,446 rows) to :class:`Product`:
+
+- ``id``: the ``id`` column as a string; ``title``: ``productDisplayName`` (stripped);
+- ``category``: ``(masterCategory, subCategory, articleType)``, cut at the first empty level;
+- ``attributes``: ``gender``, ``baseColour``, ``season``, ``year`` (``"2011.0"`` -> ``"2011"``), ``usage``;
+  empty / ``NaN`` values are left out;
+- ``image``: ``"<id>.jpg"``, relative to the unpacked ``images/`` folder (the catalogue's image root);
+- ``supplier_id`` / ``price`` / ``description``: not in the data, left empty (nothing is invented).
+
+Image sets: ``"60x80"`` (``myntra_small_images_60x80.tar.gz``, 44,072 ids) keeps every row; a product
+without a photo stays in the catalogue and ingest marks its image MISSING. ``"224"``
+(``myntra_224_images.tar.gz``, 9,583 ids in 10000-21539) keeps **only the products that have a 224 px
+photo**; the others are left out silently (they are not errors).
+
+Bad rows become fatal :class:`Reject` s naming the file and the 1-based data row: a wrong number of
+fields, a missing id or title, a repeated id. A non-numeric year is dropped with a non-fatal Reject.
+
+Held-out split (:func:`myntra_split`), fixed and deterministic:
+
+1. Every product in the KAGL text->image ground truth goes to **test** (so the KAGL protocol is always
+   scored on products no model was trained on). With ``groups`` given, every product whose group
+   contains such a product goes to test too.
+2. Every other product: ``b = int(sha1(key.encode("utf-8")).hexdigest(), 16) % 100`` where ``key`` is
+   the product's group (``groups[id]``) or, without groups, its id. ``b < 5``: **val**; ``5 <= b < 10``:
+   **test**; else **train**. So about 5 % val, 5 % test plus the KAGL products, 90 % train.
+
+:func:`load_myntra_split` applies it to the real catalogue with ``groups`` = the normalised title
+(:func:`title_group`: case-folded, whitespace collapsed): the 44k products carry only 31k distinct
+titles, and products sharing a title must not straddle train and test.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import hashlib
+import logging
+import os
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from samestyle.datasets.archive import dataset_folder, find_archive
+from samestyle.errors import DatasetError
+from samestyle.types import Product, Reject
+
+if TYPE_CHECKING:
+    from samestyle.catalog.ingest import IngestReport
+
+log = logging.getLogger(__name__)
+
+MYNTRA_CSV = "myntra_styles_full.csv.gz"
+MYNTRA_IMAGES: dict[str, tuple[str, str]] = {
+    "60x80": ("myntra_small_images_60x80.tar.gz", "myntra-60x80"),
+    "224": ("myntra_224_images.tar.gz", "myntra-224"),
+}
+"""Image set -> (archive file, cache folder name)."""
+CATEGORY_COLUMNS = ("masterCategory", "subCategory", "articleType")
+ATTRIBUTE_COLUMNS = ("gender", "baseColour", "season", "year", "usage")
+REQUIRED_COLUMNS = ("id", "productDisplayName", *CATEGORY_COLUMNS, *ATTRIBUTE_COLUMNS)
+_EMPTY = frozenset({"", "nan", "none", "null", "na", "n/a"})
+VAL_BUCKETS = 5
+TEST_BUCKETS = 5
+
+
+def _clean(value: str | None) -> str:
+    value = (value or "").strip()
+    return "" if value.lower() in _EMPTY else value
+
+
+def _parse_row(
+    row: list[str], header: list[str], file: str, rownum: int
+) -> tuple[Product | None, list[Reject]]:
+    """One CSV row -> a product (or None) and the problems found."""
+    if len(row) != len(header):
+        return None, [Reject(file, rownum, None, f"expected {len(header)} fields, got {len(row)}")]
+    rec = dict(zip(header, row, strict=True))
+    pid = _clean(rec["id"])
+    if not pid:
+        return None, [Reject(file, rownum, "id", "missing product id")]
+    title = " ".join(_clean(rec["productDisplayName"]).split())
+    if not title:
+        return None, [Reject(file, rownum, "productDisplayName", "missing title", pid)]
+    rejects: list[Reject] = []
+    category: list[str] = []
+    for col in CATEGORY_COLUMNS:
+        if not (level := _clean(rec[col])):
+            break
+        category.append(level)
+    attributes: dict[str, str] = {}
+    for col in ATTRIBUTE_COLUMNS:
+        if not (value := _clean(rec[col])):
+            continue
+        if col == "year":
+            try:
+                value = str(int(float(value)))
+            except (ValueError, OverflowError):
+                rejects.append(Reject(file, rownum, "year", f"not a year: {value!r}", pid, fatal=False))
+                continue
+        attributes[col] = value
+    return Product(
+        id=pid, title=title, category=tuple(category), attributes=attributes, image=f"{pid}.jpg"
+    ), rejects
+
+
+def _records(reader: Iterator[list[str]], file: str) -> Iterator[tuple[int, list[str] | Reject]]:
+    """(1-based data row, fields) for each record; a record the csv module cannot parse is a Reject."""
+    rownum = 0
+    while True:
+        try:
+            row = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            rownum += 1
+            yield rownum, Reject(file, rownum, None, f"malformed CSV line: {exc}")
+            continue
+        rownum += 1
+        yield rownum, row
+
+
+def read_myntra_csv(
+    path: str | os.PathLike[str],
+    keep: Callable[[str], bool] | None = None,
+    limit: int | None = None,
+) -> tuple[list[Product], list[Reject], int]:
+    """Parse the styles CSV (plain or ``.gz``).
+
+    Args:
+        path: the CSV file.
+        keep: only rows whose id passes this test are parsed further (others are skipped, not rejected).
+        limit: stop after this many accepted products.
+
+    Returns:
+        (products in file order, rejects, data rows read).
+
+    Raises:
+        DatasetError: the file is missing, not gzip/UTF-8, or lacks a required column.
+    """
+    path = Path(path)
+    products: list[Product] = []
+    rejects: list[Reject] = []
+    seen: set[str] = set()
+    rownum = 0
+    if limit is not None and limit <= 0:
+        return products, rejects, rownum
+    try:
+        with (gzip.open if path.suffix == ".gz" else open)(path, "rt", encoding="utf-8", newline="") as fh:
+            reader = csv.reader(fh)
+            header = [h.strip() for h in next(reader, [])]
+            if missing := [c for c in REQUIRED_COLUMNS if c not in header]:
+                raise DatasetError(
+                    f"{path}: missing column(s) {', '.join(missing)} (have: {', '.join(header)})"
+                )
+            id_col = header.index("id")
+            for rownum, row in _records(reader, path.name):
+                if isinstance(row, Reject):
+                    rejects.append(row)
+                    continue
+                if not any(cell.strip() for cell in row):
+                    continue
+                if keep is not None and len(row) == len(header) and not keep(row[id_col].strip()):
+                    continue
+                product, problems = _parse_row(row, header, path.name, rownum)
+                if product is not None and product.id in seen:
+                    problems = [Reject(path.name, rownum, "id", f"duplicate id '{product.id}'", product.id)]
+                    product = None
+                rejects.extend(problems)
+                if product is not None:
+                    seen.add(product.id)
+                    products.append(product)
+                    if limit is not None and len(products) >= limit:
+                        break
+    except FileNotFoundError:
+        raise DatasetError(f"{path}: file not found; set $SAMESTYLE_DATA or pass --data-dir") from None
+    except (gzip.BadGzipFile, EOFError, UnicodeDecodeError, OSError) as exc:
+        raise DatasetError(f"{path}: cannot read ({type(exc).__name__}: {exc})") from None
+    return products, rejects, rownum
+
+
+def myntra_image_root(
+    images: str = "60x80",
+    data_dir: str | os.PathLike[str] | None = None,
+    cache: str | os.PathLike[str] | None = None,
+) -> Path:
+    """Unpack (once, into the cache) the chosen image set and return its ``images/`` folder."""
+    if images not in MYNTRA_IMAGES:
+        raise DatasetError(f"unknown Myntra image set '{images}'; choose one of: {', '.join(MYNTRA_IMAGES)}")
+    archive, folder = MYNTRA_IMAGES[images]
+    root = dataset_folder(archive, folder, data_dir, cache) / "images"
+    if not root.is_dir():
+        raise DatasetError(f"{root}: the archive {archive} has no images/ folder")
+    return root
+
+
+def myntra_products(
+    data_dir: str | os.PathLike[str] | None = None,
+    images: str = "60x80",
+    limit: int | None = None,
+    cache: str | os.PathLike[str] | None = None,
+) -> tuple[list[Product], Path, list[Reject]]:
+    """Myntra products, the folder their images are relative to, and the rows that were rejected.
+
+    Args:
+        data_dir: folder with the Myntra files; default ``$SAMESTYLE_DATA`` or ``../shared/data``.
+        images: ``"60x80"`` (every product) or ``"224"`` (only products with a 224 px photo).
+        limit: only the first ``limit`` accepted products (in file order).
+        cache: cache root for the unpacked images.
+
+    Example:
+        >>> products, image_root, rejects = myntra_products(limit=200)  # doctest: +SKIP
+    """
+    csv_path = find_archive(MYNTRA_CSV, data_dir)
+    image_root = myntra_image_root(images, data_dir, cache)
+    keep: Callable[[str], bool] | None = None
+    if images == "224":
+        have = {name[:-4] for name in os.listdir(image_root) if name.endswith(".jpg")}
+        keep = have.__contains__
+    products, rejects, rows = read_myntra_csv(csv_path, keep=keep, limit=limit)
+    log.info("%s: %d rows read, %d products, %d rejects", csv_path.name, rows, len(products), len(rejects))
+    return products, image_root, rejects
+
+
+def build_myntra_catalog(
+    out_dir: str | os.PathLike[str],
+    data_dir: str | os.PathLike[str] | None = None,
+    images: str = "60x80",
+    limit: int | None = None,
+    check_images: bool = True,
+    cache: str | os.PathLike[str] | None = None,
+    workers: int = 1,
+    progress: bool = False,
+) -> IngestReport:
+    """Write the Myntra catalogue to ``out_dir`` via ``ingest_products`` (images checked, rejects kept).
+
+    The CSV's own rejects (missing title, malformed or repeated rows) land in ``rejects.csv`` beside
+    ingest's (an image that is missing or corrupt: the product is kept, flagged). ``workers`` threads
+    check images; ``progress`` shows a bar.
+
+    Example:
+        >>> build_myntra_catalog(".cache/samestyle/catalogs/myntra-60x80").products_written  # doctest: +SKIP
+        44439
+    """
+    from samestyle.catalog.ingest import ingest_products
+
+    products, image_root, rejects = myntra_products(data_dir, images, limit, cache)
+    source = {
+        "dataset": "myntra",
+        "file": str(find_archive(MYNTRA_CSV, data_dir)),
+        "images": images,
+        "image_archive": MYNTRA_IMAGES[images][0],
+        "limit": limit,
+    }
+    return ingest_products(
+        products,
+        Path(out_dir),
+        image_root,
+        source,
+        check_images=check_images,
+        progress=progress,
+        workers=workers,
+        rejects=rejects,
+    )
+
+
+def title_group(title: str) -> str:
+    """The split group of a title: case-folded, whitespace collapsed."""
+    return " ".join(title.casefold().split())
+
+
+def _bucket(key: str) -> int:
+    return int(hashlib.sha1(key.encode("utf-8")).hexdigest(), 16) % 100
+
+
+def myntra_split(
+    ids: Iterable[str], kagl_ids: Collection[str], groups: Mapping[str, str] | None = None
+) -> dict[str, list[str]]:
+    """Split product ids into ``train`` / ``val`` / ``test`` by the fixed rule in the module docstring.
+
+    Args:
+        ids: the product ids (duplicates are kept once; order is preserved within each split).
+        kagl_ids: ids in the KAGL text->image ground truth; always test.
+        groups: optional id -> group key; a group is never split (ids missing here are their own group).
+    """
+    unique = list(dict.fromkeys(ids))
+    groups = groups or {}
+    key = {pid: groups.get(pid, pid) for pid in unique}
+    kagl = set(kagl_ids)
+    test_groups = {key[pid] for pid in unique if pid in kagl}
+    split: dict[str, list[str]] = {"train": [], "val": [], "test": []}
+    for pid in unique:
+        if pid in kagl or key[pid] in test_groups:
+            split["test"].append(pid)
+            continue
+        b = _bucket(key[pid])
+        split["val" if b < VAL_BUCKETS else "test" if b < VAL_BUCKETS + TEST_BUCKETS else "train"].append(pid)
+    return split
+
+
+def load_myntra_split(
+    data_dir: str | os.PathLike[str] | None = None, cache: str | os.PathLike[str] | None = None
+) -> dict[str, list[str]]:
+    """The fixed split of every valid Myntra product, grouped by :func:`title_group`."""
+    from samestyle.datasets.kagl import load_kagl
+
+    products, _, _ = read_myntra_csv(find_archive(MYNTRA_CSV, data_dir))
+    kagl_ids = load_kagl(data_dir, cache).text_to_image_ids
+    groups = {p.id: title_group(p.title) for p in products}
+    return myntra_split([p.id for p in products], kagl_ids, groups)
+
+
+__all__ = [
+    "MYNTRA_CSV",
+    "MYNTRA_IMAGES",
+    "build_myntra_catalog",
+    "load_myntra_split",
+    "myntra_image_root",
+    "myntra_products",
+    "myntra_split",
+    "read_myntra_csv",
+    "title_group",
+]

@@ -1,0 +1,71 @@
+"""Dataset -> catalogue folder through ``ingest_products``: statuses, rejects file, round trip."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from dataset_fakes import FakeData, real_data_or_skip
+
+from samestyle.catalog.store import read_catalog, read_rejects
+from samestyle.datasets import build_dataset_catalog
+from samestyle.datasets.grocery import build_grocery_catalog
+from samestyle.datasets.myntra import build_myntra_catalog
+from samestyle.errors import DatasetError
+from samestyle.types import ImageStatus
+
+
+def test_myntra_catalog(fake_data: FakeData, tmp_path: Path) -> None:
+    out = tmp_path / "cat"
+    report = build_myntra_catalog(out, fake_data.data_dir, cache=fake_data.cache)
+    assert report.products_written == 5 and report.rows_rejected == 3
+    assert (report.images_ok, report.images_missing, report.images_corrupt) == (3, 1, 1)
+    catalog = read_catalog(out)
+    assert catalog.get("59263").image_status is ImageStatus.CORRUPT  # kept, searchable by text
+    assert catalog.get("15972").image_status is ImageStatus.MISSING
+    shirt = catalog.get("15970")
+    assert shirt.image_status is ImageStatus.OK and shirt.image_sha256
+    assert shirt.category == ("Apparel", "Topwear", "Shirts") and shirt.attributes["year"] == "2011"
+    path = catalog.image_path(shirt)
+    assert path is not None and path.is_file()
+    rejects = read_rejects(out / "rejects.csv")
+    missing_title = [r for r in rejects if r.field == "productDisplayName"]
+    assert len(missing_title) == 1 and missing_title[0].row == 3 and missing_title[0].fatal
+    assert missing_title[0].file == "myntra_styles_full.csv.gz"
+    assert {r.product_id for r in rejects if r.field == "image"} == {"59263", "15972"}
+    assert catalog.meta["source"]["dataset"] == "myntra" and catalog.meta["source"]["images"] == "60x80"
+
+
+def test_myntra_224_catalog(fake_data: FakeData, tmp_path: Path) -> None:
+    report = build_myntra_catalog(tmp_path / "c224", fake_data.data_dir, images="224", cache=fake_data.cache)
+    assert report.products_written == 2 and report.images_ok == 2
+
+
+def test_grocery_catalog(fake_data: FakeData, tmp_path: Path) -> None:
+    report = build_grocery_catalog(tmp_path / "g", fake_data.data_dir, cache=fake_data.cache)
+    assert report.products_written == 3 and report.images_ok == 3 and report.rows_rejected == 0
+    catalog = read_catalog(tmp_path / "g")
+    assert catalog.get("grocery-class-2").description
+
+
+def test_build_dataset_catalog_dispatch(
+    fake_data: FakeData, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SAMESTYLE_CACHE", str(fake_data.cache))
+    report = build_dataset_catalog("myntra", tmp_path / "m", fake_data.data_dir, limit=2, check_images=False)
+    assert report.products_written == 2 and report.images_unchecked == 2
+    assert build_dataset_catalog("grocery", tmp_path / "g", fake_data.data_dir).products_written == 3
+    with pytest.raises(DatasetError, match="grocery"):
+        build_dataset_catalog("imagenet", tmp_path / "x")
+
+
+@pytest.mark.real
+def test_real_catalogs(tmp_path: Path) -> None:
+    data = real_data_or_skip(
+        "myntra_styles_full.csv.gz", "myntra_small_images_60x80.tar.gz", "grocery_trainval.tar.gz"
+    )
+    report = build_myntra_catalog(tmp_path / "m", data, limit=200)
+    assert report.products_written == 200 and report.images_ok + report.images_missing == 200
+    assert report.images_corrupt == 0
+    grocery = build_grocery_catalog(tmp_path / "g", data)
+    assert grocery.products_written == 81 and grocery.images_ok == 81
