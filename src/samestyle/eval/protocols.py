@@ -62,13 +62,20 @@ def _same_len(n: int, other: Sized, name: str) -> None:
 
 
 def same_label_precision(
-    vectors: ArrayLike, labels: ArrayLike, n_queries: int = 1000, k: int = 10, seed: int = 0
+    vectors: ArrayLike,
+    labels: ArrayLike,
+    n_queries: int = 1000,
+    k: int = 10,
+    seed: int = 0,
+    query_pool: ArrayLike | None = None,
 ) -> dict[str, float]:
     """Precision@k of same-label neighbours for random query products, each excluded from its gallery.
 
     Args:
         vectors: ``[N, D]`` one modality (image->image or text->text). labels: ``[N]`` e.g. articleType.
         n_queries: queries drawn without replacement (all when N is smaller). k: depth. seed: RNG seed.
+        query_pool: row indices queries are drawn from (e.g. the held-out products); default all rows.
+            The gallery is always every row but the query.
 
     Returns: ``p@{k}`` (primary), ``mrr``, ``r@1`` (hit rate), ``n_queries``.
 
@@ -78,7 +85,8 @@ def same_label_precision(
     """
     x, lab = _matrix(vectors, "vectors"), np.asarray(labels)
     _same_len(len(x), lab, "labels")
-    q = np.random.default_rng(seed).choice(len(x), size=min(n_queries, len(x)), replace=False)
+    pool = np.arange(len(x)) if query_pool is None else np.asarray(query_pool, dtype=np.int64)
+    q = np.random.default_rng(seed).choice(pool, size=min(n_queries, len(pool)), replace=False)
     p_sum, ranks = 0.0, []
     for lo, hi in M.iter_row_chunks(len(q), len(x)):
         qi = q[lo:hi]

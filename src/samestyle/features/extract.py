@@ -8,8 +8,9 @@ changing products costs only the new work.
 Images are decoded and preprocessed by a small thread pool one batch ahead of inference (Pillow releases
 the GIL while decoding and resizing). Measured on a shared 2-core VM with 60x80 thumbnails (decode +
 preprocess ~2.3 ms an image, ONNX ~9 ms at one thread): 2 decode threads gave 186 vs 110 products/s
-with 2 ONNX threads (medians of 3; noisy) and 107 vs 103 with 1, so it stays on (``decode_workers=2``). A product with no usable image (status not ok/unchecked, or a file
-that fails to open now) gets a zero row and ``present=False``, with a warning naming it: never a crash.
+with 2 ONNX threads (medians of 3; noisy) and 107 vs 103 with 1, so it stays on (``decode_workers=2``).
+A product with no usable image (status not ok/unchecked, or a file that fails to open now) gets a zero
+row and ``present=False``, with a warning naming it: never a crash.
 """
 
 from __future__ import annotations

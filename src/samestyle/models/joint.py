@@ -114,7 +114,7 @@ class JointModel(nn.Module):
         text: torch.Tensor | None = None,
         image_present: torch.Tensor | None = None,
     ) -> JointOutput:
-        """Args: ``image`` tower input ``[B, ...]``, ``text`` ``[B, text_dim]``, ``image_present`` bool ``[B]``."""
+        """Args: ``image`` tower input ``[B, ...]``, ``text`` ``[B, text_dim]``, ``image_present`` ``[B]``."""
         img = self.encode_image(image) if image is not None else None
         txt = self.encode_text(text) if text is not None else None
         if img is not None and image_present is not None:

@@ -1,0 +1,5 @@
+import sys
+
+from samestyle.cli import main
+
+sys.exit(main())

@@ -1,0 +1,133 @@
+"""``make demo``: Myntra catalogue -> embeddings -> index -> a few example queries.
+
+Run as ``python -m samestyle.demo [--limit N] [--work DIR]``. Every stage is cached in the work folder,
+so a second run only answers the queries.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from samestyle.errors import SamestyleError
+from samestyle.paths import cache_dir, shared_data_dir
+from samestyle.types import Hit
+
+if TYPE_CHECKING:
+    from samestyle.catalog.store import Catalog
+    from samestyle.search.service import SearchService
+
+DATA_HELP = """\
+No dataset found at {data}.
+
+samestyle's demo builds a catalogue from the public Myntra fashion data. Either
+  * put the data folder beside this checkout as ../shared/data (it holds myntra_styles_full.csv.gz and
+    myntra_small_images_60x80.tar.gz), or
+  * point at it:  SAMESTYLE_DATA=/path/to/data make demo
+To use your own catalogue instead (CSV/JSONL/Parquet with id, title, image columns):
+  .venv/bin/samestyle ingest products.csv --out work/catalog --image-root images/
+  .venv/bin/samestyle embed --catalog work/catalog --out work/emb
+  .venv/bin/samestyle index --catalog work/catalog --embeddings work/emb --out work/index
+  .venv/bin/samestyle search --index work/index --text "red summer dress"
+"""
+
+
+def _stage(name: str) -> float:
+    print(f"\n== {name}", flush=True)
+    return time.perf_counter()
+
+
+def run(limit: int | None, work: Path) -> None:
+    from samestyle.catalog.store import read_catalog
+    from samestyle.datasets import build_dataset_catalog
+    from samestyle.pipeline.build_index import build_index
+    from samestyle.pipeline.embed import embed_catalog
+    from samestyle.pipeline.encoders import build_encoders
+    from samestyle.search.service import SearchService
+
+    cat_dir, emb_dir, idx_dir = work / "catalog", work / "emb", work / "index"
+    t = _stage(f"ingest: Myntra catalogue ({'all' if limit is None else limit} products) -> {cat_dir}")
+    report = build_dataset_catalog("myntra", cat_dir, limit=limit)
+    print(
+        f"   {report.products_written} products, {report.rows_rejected} rows rejected "
+        f"(see {cat_dir / 'rejects.csv'}), {time.perf_counter() - t:.1f}s"
+    )
+    catalog = read_catalog(cat_dir)
+
+    t = _stage("embed: EfficientNet-Lite0 (ONNX) images + all-MiniLM-L6-v2 titles, cached by content hash")
+    image_enc, text_enc = build_encoders("efficientnet-lite0", "minilm")
+    embed_catalog(
+        catalog,
+        emb_dir,
+        image_enc,
+        text_enc,
+        cache_dir() / "features",
+        encoder_keys={"image": "efficientnet-lite0", "text": "minilm"},
+    )
+    print(f"   {time.perf_counter() - t:.1f}s")
+
+    t = _stage(f"index -> {idx_dir}")
+    from samestyle.pipeline.embeddings import EmbeddingSet
+
+    build_index(catalog, EmbeddingSet.load(emb_dir), idx_dir)
+    print(f"   {time.perf_counter() - t:.1f}s")
+
+    service = SearchService.open(idx_dir)
+    service.text_encoder, service.image_encoder = text_enc, image_enc  # reuse the loaded models
+    _queries(service, catalog, idx_dir)
+
+
+def _show(title: str, hits: list[Hit]) -> None:
+    print(f"\n-- {title}")
+    for rank, h in enumerate(hits, 1):
+        print(f"   {rank:>2}. {h.score:.3f}  {h.id:<8} {h.product.title if h.product else ''}")
+
+
+def _queries(service: SearchService, catalog: Catalog, idx_dir: Path) -> None:
+    _show(
+        'text -> text: "navy blue checked casual shirt for men"',
+        service.search_text("navy blue checked casual shirt for men", k=5),
+    )
+    query = next(p for p in catalog if p.has_image and "Watch" in p.title)
+    _show(
+        f"image -> image: the photo of {query.id} ({query.title})",
+        service.search_image(catalog.image_path(query) or "", k=5),
+    )
+    query = next(p for p in catalog if p.has_image and "Kurta" in p.title)
+    _show(f"similar products to {query.id} ({query.title}), by image", service.similar(query.id, k=5))
+    print(f"""
+Query further:
+  .venv/bin/samestyle search --index {idx_dir} --text "black leather wallet" --k 10
+  .venv/bin/samestyle search --index {idx_dir} --image path/to/photo.jpg
+  .venv/bin/samestyle search --index {idx_dir} --product-id {query.id} --filter attr=baseColour:Red
+""")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m samestyle.demo", description=__doc__.splitlines()[0])
+    parser.add_argument("--limit", type=int, default=5000, help="products to use (0 = the whole catalogue)")
+    parser.add_argument(
+        "--work", type=Path, default=None, help="work folder (default: .cache/samestyle/demo)"
+    )
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    data = shared_data_dir()
+    if not (data / "myntra_styles_full.csv.gz").exists():
+        print(DATA_HELP.format(data=data), file=sys.stderr)
+        return 1
+    limit = None if args.limit == 0 else args.limit
+    work = args.work or cache_dir() / "demo" / f"myntra-{'all' if limit is None else limit}"
+    try:
+        run(limit, work)
+    except SamestyleError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

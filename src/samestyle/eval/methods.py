@@ -1,0 +1,87 @@
+"""Retrieval methods compared by the evaluation suites: each gives item vectors and text-query vectors.
+
+- ``FrozenMethod``: the backbones' own spaces (image->image, text->text; no cross-modal queries).
+- ``CCAMethod``: a linear joint map fitted on training products (:class:`samestyle.models.cca.CCAMap`).
+- ``JointMethod``: a trained joint model run (``samestyle train``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+from samestyle.models.cca import CCAMap
+from samestyle.pipeline.embeddings import EmbeddingSet, l2_normalise
+
+
+class Method(Protocol):
+    name: str
+
+    def items(self) -> dict[str, np.ndarray]:
+        """Vectors of every product (rows = ``emb.ids``): "image", "text" and, when defined, "fused"."""
+        ...
+
+    def queries(self, text_features: np.ndarray) -> np.ndarray | None:
+        """Frozen text features of free-text queries -> vectors comparable with ``items()["image"]``;
+        ``None`` when the method has no cross-modal space."""
+        ...
+
+
+@dataclass
+class FrozenMethod:
+    emb: EmbeddingSet
+    name: str = "frozen features"
+
+    def items(self) -> dict[str, np.ndarray]:
+        return {"image": self.emb.vectors["image"], "text": self.emb.vectors["text"]}
+
+    def queries(self, text_features: np.ndarray) -> np.ndarray | None:
+        return None
+
+
+@dataclass
+class CCAMethod:
+    emb: EmbeddingSet
+    train_rows: np.ndarray
+    dim: int = 256
+    name: str = "linear joint map (CCA)"
+    _cca: CCAMap = field(init=False)
+
+    def __post_init__(self) -> None:
+        rows = self.train_rows[self.emb.present["image"][self.train_rows]]
+        self._cca = CCAMap(dim=self.dim).fit(self.emb.vectors["image"][rows], self.emb.vectors["text"][rows])
+
+    def items(self) -> dict[str, np.ndarray]:
+        img = self._cca.image(self.emb.vectors["image"]) * self.emb.present["image"][:, None]
+        txt = self._cca.text(self.emb.vectors["text"])
+        return {"image": img, "text": txt, "fused": l2_normalise(img + txt)}
+
+    def queries(self, text_features: np.ndarray) -> np.ndarray | None:
+        return self._cca.text(text_features)
+
+
+@dataclass
+class JointMethod:
+    emb: EmbeddingSet
+    run_dir: Path
+    name: str = "unified model"
+
+    def __post_init__(self) -> None:
+        from samestyle.train.run import load_run
+
+        self._model, self.config = load_run(self.run_dir)
+
+    def items(self) -> dict[str, np.ndarray]:
+        from samestyle.pipeline.joint import project
+
+        return project(
+            self._model, self.emb.vectors["image"], self.emb.vectors["text"], self.emb.present["image"]
+        )
+
+    def queries(self, text_features: np.ndarray) -> np.ndarray | None:
+        from samestyle.pipeline.joint import project
+
+        return project(self._model, None, text_features)["text"]

@@ -1,0 +1,126 @@
+"""SearchService: turns a query (text, image, product id) into a vector and searches the right space.
+
+Without a trained model, spaces are the frozen backbones' own: a text query searches "text" and an
+image query "image". When the index was built from embeddings with a model run (``samestyle embed
+--model``), queries are projected by that model into the joint space, and every modality can search
+every other: the default target is "joint-image" (text->image, image->image). Loading needs no flags:
+the index manifest records the encoders' registry keys and the model run.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from samestyle.errors import ConfigError
+from samestyle.index.metadata import Filter
+from samestyle.index.product_index import ProductIndex
+from samestyle.models import IMAGE_ENCODERS, TEXT_ENCODERS
+from samestyle.models.base import ImageEncoder, TextEncoder
+from samestyle.pipeline.embeddings import l2_normalise
+from samestyle.types import Hit
+
+
+@dataclass
+class SearchService:
+    """Search one index. Encoders and the joint model are created on first use and kept."""
+
+    index: ProductIndex
+    text_encoder: TextEncoder | None = None
+    image_encoder: ImageEncoder | None = None
+    encoder_keys: dict[str, str] = field(default_factory=dict)
+    model_run: str | None = None
+    _model: Any = None
+
+    @classmethod
+    def open(cls, index_dir: str | Path) -> SearchService:
+        index = ProductIndex.open(index_dir)
+        meta = index.manifest.get("meta", {})
+        return cls(index=index, encoder_keys=dict(meta.get("encoders", {})), model_run=meta.get("model_run"))
+
+    @property
+    def joint(self) -> bool:
+        return self.model_run is not None and "joint-image" in self.index.spaces()
+
+    def _text(self) -> TextEncoder:
+        if self.text_encoder is None:
+            if not self.encoder_keys.get("text"):
+                raise ConfigError("this index has no text encoder: text queries are not possible")
+            self.text_encoder = TEXT_ENCODERS.build(self.encoder_keys["text"])
+        return self.text_encoder
+
+    def _image(self) -> ImageEncoder:
+        if self.image_encoder is None:
+            if not self.encoder_keys.get("image"):
+                raise ConfigError("this index has no image encoder: image queries are not possible")
+            self.image_encoder = IMAGE_ENCODERS.build(self.encoder_keys["image"])
+        return self.image_encoder
+
+    def _project(self, image: np.ndarray | None, text: np.ndarray | None, which: str) -> np.ndarray:
+        from samestyle.pipeline.joint import project
+        from samestyle.train.run import load_run
+
+        if self._model is None:
+            assert self.model_run is not None
+            self._model = load_run(self.model_run)[0]
+        return project(self._model, image, text)[which]
+
+    def encode_text_query(self, text: str) -> tuple[np.ndarray, str]:
+        """The query vector and the space it belongs to ("joint-*" with a model, else "text")."""
+        vec = self._text().encode_texts([text])
+        return (self._project(None, vec, "text"), "joint-image") if self.joint else (vec, "text")
+
+    def encode_image_query(self, image: str | Path | Image.Image) -> tuple[np.ndarray, str]:
+        vec = l2_normalise(self._image().encode_images([image]))
+        return (self._project(vec, None, "image"), "joint-image") if self.joint else (vec, "image")
+
+    def search_text(
+        self, text: str, k: int = 10, filter: Filter | None = None, space: str | None = None
+    ) -> list[Hit]:
+        vec, default = self.encode_text_query(text)
+        return self._search(space or default, vec, k, filter)
+
+    def search_image(
+        self,
+        image: str | Path | Image.Image,
+        k: int = 10,
+        filter: Filter | None = None,
+        space: str | None = None,
+    ) -> list[Hit]:
+        vec, default = self.encode_image_query(image)
+        return self._search(space or default, vec, k, filter)
+
+    def similar(
+        self,
+        product_id: str,
+        k: int = 10,
+        space: str | None = None,
+        filter: Filter | None = None,
+        include_self: bool = False,
+    ) -> list[Hit]:
+        """Products closest to a catalogue product in ``space`` (the product itself excluded by default)."""
+        space = space or ("joint-fused" if self.joint else "image")
+        vec = self.index.get_vectors(space, [product_id])
+        hits = self._search(space, vec, k + (0 if include_self else 1), filter)
+        if not include_self:
+            hits = [h for h in hits if h.id != product_id]
+        return hits[:k]
+
+    def _search(self, space: str, vec: np.ndarray, k: int, filter: Filter | None) -> list[Hit]:
+        if k < 1:
+            raise ConfigError(f"k must be at least 1 (got {k})")
+        if space not in self.index.spaces():
+            raise ConfigError(f"no space '{space}' in this index (have: {', '.join(self.index.spaces())})")
+        return self.index.search(space, l2_normalise(vec), k, filter=filter)[0]
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "spaces": self.index.spaces(),
+            "encoders": self.encoder_keys,
+            "model_run": self.model_run,
+            "products": len(self.index),
+        }

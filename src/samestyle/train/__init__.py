@@ -1,0 +1,1 @@
+"""Training the joint model on cached backbone features: data, batching, loop, checkpoints, runs."""

@@ -1,0 +1,221 @@
+"""The training loop: named loss terms, weighting, checkpoints, resume, early stopping.
+
+The loop knows nothing of the term names: the contrastive unit returns ``dict[str, Tensor]``, the
+weighting sums them, and the loop logs whatever comes back.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from samestyle.eval.protocols import sample100
+from samestyle.fsio import atomic_path
+from samestyle.losses.unit import ContrastiveUnit, Embeddings
+from samestyle.losses.weighting import Weighting
+from samestyle.models.joint import JointModel, JointOutput
+from samestyle.train.data import TrainData, pair_batches
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Optimisation. ``feature_dropout`` perturbs the anchor side's input features (an augmented view)."""
+
+    seed: int = 0
+    epochs: int = 40
+    batch_size: int = 512
+    lr: float = 2e-3
+    weight_decay: float = 0.05
+    warmup_epochs: float = 1.0
+    patience: int = 6
+    feature_dropout: float = 0.1
+    hard_label: str | None = None
+    threads: int = 2
+    max_minutes: float = 30.0
+    val_queries: int = 1000
+    val_label: str = "category2"
+    grad_clip: float = 5.0
+
+
+@dataclass
+class TrainState:
+    epoch: int = 0
+    step: int = 0
+    best: float = -math.inf
+    best_epoch: int = -1
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+
+def _embed_all(model: JointModel, data: TrainData, batch: int = 4096) -> JointOutput:
+    model.eval()
+    parts: dict[str, list[torch.Tensor]] = {"image": [], "text": [], "fused": []}
+    with torch.no_grad():
+        for s in range(0, len(data), batch):
+            sl = slice(s, s + batch)
+            out = model(data.image[sl], data.text[sl], data.image_present[sl])
+            for name in parts:
+                parts[name].append(getattr(out, name))
+    return JointOutput(**{k: torch.cat(v) for k, v in parts.items()})
+
+
+def validate(model: JointModel, data: TrainData, cfg: TrainConfig) -> dict[str, float]:
+    """Sample-100 image<->text on the validation products (one draw, fixed seed)."""
+    out = _embed_all(model, data)
+    assert out.image is not None and out.text is not None
+    keep = data.image_present.numpy()
+    labels = data.labels.get(cfg.val_label, np.zeros(len(data), dtype=str))[keep]
+    return sample100(
+        out.image.numpy()[keep],
+        out.text.numpy()[keep],
+        labels,
+        n_queries=min(cfg.val_queries, int(keep.sum())),
+        draws=1,
+        seed=cfg.seed,
+    )
+
+
+class Trainer:
+    """Runs epochs over pair batches; saves ``checkpoint.pt`` each epoch and the best via ``on_best``."""
+
+    def __init__(
+        self,
+        model: JointModel,
+        unit: ContrastiveUnit,
+        weighting: Weighting,
+        cfg: TrainConfig,
+        run_dir: Path,
+        on_best: Callable[[JointModel, dict[str, float]], None],
+    ) -> None:
+        self.model, self.unit, self.weighting, self.cfg = model, unit, weighting, cfg
+        self.run_dir, self.on_best = run_dir, on_best
+        params = [p for m in (model, unit, weighting) for p in m.parameters() if p.requires_grad]
+        self.opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+        self.state = TrainState()
+        self.gen = torch.Generator().manual_seed(cfg.seed)
+
+    def _lr(self, steps_per_epoch: int) -> float:
+        warm = max(1, int(self.cfg.warmup_epochs * steps_per_epoch))
+        total = max(warm + 1, self.cfg.epochs * steps_per_epoch)
+        s = self.state.step
+        if s < warm:
+            return self.cfg.lr * (s + 1) / warm
+        return self.cfg.lr * 0.5 * (1 + math.cos(math.pi * min(1.0, (s - warm) / (total - warm))))
+
+    def _augment(self, x: torch.Tensor) -> torch.Tensor:
+        p = self.cfg.feature_dropout
+        return nn.functional.dropout(x, p) if p > 0 else x
+
+    def _step(self, data: TrainData, rows: torch.Tensor, steps_per_epoch: int) -> dict[str, float]:
+        a, p = data.pairs[rows, 0], data.pairs[rows, 1]
+        pa, pp = data.image_present[a], data.image_present[p]
+        anchor = self.model(self._augment(data.image[a]), self._augment(data.text[a]), pa)
+        positive = self.model(data.image[p], data.text[p], pp)
+        aug = None
+        if self.unit.config.regularizers:
+            aug = Embeddings.of(
+                self.model(self._augment(data.image[a]), self._augment(data.text[a]), pa),
+                present={"image": pa},
+            )
+        terms = self.unit(
+            Embeddings.of(anchor, present={"image": pa}),
+            Embeddings.of(positive, present={"image": pp}),
+            data.groups[a],
+            anchor_aug=aug,
+        )
+        total, weights = self.weighting(terms)
+        for group in self.opt.param_groups:
+            group["lr"] = self._lr(steps_per_epoch)
+        self.opt.zero_grad(set_to_none=True)
+        total.backward()
+        nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.grad_clip)
+        self.opt.step()
+        self.state.step += 1
+        logged = {k: float(v.detach()) for k, v in terms.items()}
+        logged.update({f"w/{k}": float(v) for k, v in weights.items()})
+        logged["loss"] = float(total.detach())
+        return logged
+
+    def fit(self, train: TrainData, val: TrainData, progress: bool = True) -> TrainState:
+        torch.set_num_threads(self.cfg.threads)
+        start = time.perf_counter()
+        bad_epochs = 0
+        while self.state.epoch < self.cfg.epochs:
+            self.model.train()
+            batches = pair_batches(train, self.cfg.batch_size, self.gen, self.cfg.hard_label)
+            sums: dict[str, float] = {}
+            bar = tqdm(
+                batches,
+                desc=f"epoch {self.state.epoch + 1}/{self.cfg.epochs}",
+                disable=not progress,
+                leave=False,
+                unit="batch",
+            )
+            for rows in bar:
+                for k, v in self._step(train, rows, len(batches)).items():
+                    sums[k] = sums.get(k, 0.0) + v
+                bar.set_postfix(loss=f"{sums['loss'] / (bar.n + 1):.3f}")
+            metrics = validate(self.model, val, self.cfg)
+            record = {
+                "epoch": self.state.epoch + 1,
+                "seconds": round(time.perf_counter() - start, 1),
+                **{k: v / max(1, len(batches)) for k, v in sums.items()},
+                **{f"val/{k}": v for k, v in metrics.items()},
+            }
+            self.state.history.append(record)
+            self.state.epoch += 1
+            log.info(
+                "epoch %d: loss %.4f val sum_r %.4f",
+                self.state.epoch,
+                record.get("loss", 0.0),
+                metrics["sum_r"],
+            )
+            if metrics["sum_r"] > self.state.best:
+                self.state.best, self.state.best_epoch, bad_epochs = metrics["sum_r"], self.state.epoch, 0
+                self.on_best(self.model, metrics)
+            else:
+                bad_epochs += 1
+            self.save_checkpoint()
+            if bad_epochs >= self.cfg.patience:
+                log.info("early stop: no val improvement for %d epochs", bad_epochs)
+                break
+            if (time.perf_counter() - start) / 60 > self.cfg.max_minutes:
+                log.warning("stopping: time budget of %.1f min reached", self.cfg.max_minutes)
+                break
+        return self.state
+
+    def save_checkpoint(self) -> None:
+        state = {
+            "model": self.model.state_dict(),
+            "unit": self.unit.state_dict(),
+            "weighting": self.weighting.state_dict(),
+            "opt": self.opt.state_dict(),
+            "state": self.state.__dict__,
+            "gen": self.gen.get_state(),
+        }
+        with atomic_path(self.run_dir / "checkpoint.pt") as tmp:
+            torch.save(state, tmp)
+
+    def load_checkpoint(self) -> bool:
+        path = self.run_dir / "checkpoint.pt"
+        if not path.exists():
+            return False
+        ckpt = torch.load(path, weights_only=False)
+        self.model.load_state_dict(ckpt["model"])
+        self.unit.load_state_dict(ckpt["unit"])
+        self.weighting.load_state_dict(ckpt["weighting"])
+        self.opt.load_state_dict(ckpt["opt"])
+        self.state = TrainState(**ckpt["state"])
+        self.gen.set_state(ckpt["gen"])
+        return True

@@ -1,0 +1,151 @@
+"""A training run: config in, ``runs/<name>/{config.toml, model.safetensors, metrics.json}`` out.
+
+Loading a run needs no flags: ``load_run(run_dir)`` reads ``config.toml`` and rebuilds the model.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pyarrow.parquet as pq
+import torch
+from safetensors.torch import load_file, save_file
+
+from samestyle.catalog.store import Catalog, read_catalog
+from samestyle.config import dump_toml, from_dict, to_dict
+from samestyle.errors import ArtifactError, ConfigError
+from samestyle.fsio import atomic_path, read_json, write_json, write_text
+from samestyle.losses.unit import ContrastiveConfig, ContrastiveUnit
+from samestyle.losses.weighting import WEIGHTINGS, FixedWeighting, Weighting
+from samestyle.models.joint import JointConfig, JointModel
+from samestyle.pipeline.embeddings import EmbeddingSet
+from samestyle.train.data import build_train_data
+from samestyle.train.loop import TrainConfig, Trainer
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Where the training inputs are. ``split``: "myntra" (the documented Myntra split), a JSON file
+    ``{"train": [...], "val": [...], "test": [...]}``, or "hash" (by a hash of the id: 5% val, 5% test)."""
+
+    catalog: str = ""
+    embeddings: str = ""
+    pairs: str | None = None
+    split: str = "hash"
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    name: str = "joint"
+    data: DataConfig = field(default_factory=DataConfig)
+    model: JointConfig = field(default_factory=JointConfig)
+    loss: ContrastiveConfig = field(default_factory=ContrastiveConfig)
+    weighting: str = "fixed"
+    weights: dict[str, float] = field(default_factory=dict)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+
+def load_split(spec: str, catalog: Catalog) -> dict[str, list[str]]:
+    """Resolve ``DataConfig.split`` into id lists (only ids in the catalogue are kept)."""
+    if spec == "myntra":
+        from samestyle.datasets.myntra import load_myntra_split
+
+        split = load_myntra_split()
+    elif spec == "hash":
+        from samestyle.datasets.myntra import myntra_split
+
+        split = myntra_split(catalog.ids, kagl_ids=())
+    else:
+        try:
+            split = json.loads(Path(spec).read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError) as exc:
+            raise ConfigError(f"split file {spec}: {exc}") from None
+    return {k: [i for i in v if i in catalog] for k, v in split.items()}
+
+
+def build_weighting(cfg: RunConfig, names: tuple[str, ...]) -> Weighting:
+    if cfg.weighting == "fixed":
+        return FixedWeighting(cfg.weights)
+    return WEIGHTINGS.build(cfg.weighting, names=names)
+
+
+def read_pairs(path: str | None) -> list[tuple[str, str, float]]:
+    if not path:
+        return []
+    table = pq.read_table(path, columns=["anchor_id", "positive_id", "weight"]).to_pydict()
+    return list(zip(table["anchor_id"], table["positive_id"], table["weight"], strict=True))
+
+
+def train_run(
+    cfg: RunConfig, run_dir: str | Path, resume: bool = False, progress: bool = True
+) -> dict[str, Any]:
+    """Train the joint model; returns the metrics written to ``metrics.json``."""
+    run = Path(run_dir)
+    run.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(cfg.train.seed)
+    catalog = read_catalog(cfg.data.catalog)
+    emb = EmbeddingSet.load(cfg.data.embeddings)
+    split = load_split(cfg.data.split, catalog)
+    pairs = read_pairs(cfg.data.pairs)
+    train = build_train_data(catalog, emb, split["train"], pairs)
+    val = build_train_data(catalog, emb, split["val"])
+    write_text(run / "config.toml", dump_toml(cfg))
+    write_json(run / "split.json", {k: len(v) for k, v in split.items()})
+
+    model = JointModel(cfg.model)
+    unit = ContrastiveUnit(cfg.loss)
+    trainer = Trainer(
+        model,
+        unit,
+        build_weighting(cfg, unit.term_names),
+        cfg.train,
+        run,
+        on_best=lambda m, metrics: save_model(m, run),
+    )
+    if resume and trainer.load_checkpoint():
+        log.info("resumed %s at epoch %d", run, trainer.state.epoch)
+    start = time.perf_counter()
+    state = trainer.fit(train, val, progress=progress)
+    metrics = {
+        "best_epoch": state.best_epoch,
+        "best_val_sum_r": state.best,
+        "epochs_run": state.epoch,
+        "train_seconds": round(time.perf_counter() - start, 1),
+        "train_products": len(train),
+        "train_pairs": len(train.pairs),
+        "val_products": len(val),
+        "history": state.history,
+    }
+    write_json(run / "metrics.json", metrics)
+    return metrics
+
+
+def save_model(model: JointModel, run: Path) -> None:
+    with atomic_path(run / "model.safetensors") as tmp:
+        save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(tmp))
+
+
+def load_run(run_dir: str | Path) -> tuple[JointModel, RunConfig]:
+    """Rebuild the trained model of a run folder (its best epoch) in eval mode."""
+    import tomllib
+
+    run = Path(run_dir)
+    for name in ("config.toml", "model.safetensors"):
+        if not (run / name).exists():
+            raise ArtifactError(f"{run}: no {name}; is this a finished 'samestyle train' run?")
+    cfg = from_dict(RunConfig, tomllib.loads((run / "config.toml").read_text(encoding="utf-8")), str(run))
+    model = JointModel(cfg.model)
+    model.load_state_dict(load_file(str(run / "model.safetensors")))
+    model.eval()
+    return model, cfg
+
+
+def run_summary(run_dir: str | Path) -> dict[str, Any]:
+    return {"config": to_dict(load_run(run_dir)[1]), "metrics": read_json(Path(run_dir) / "metrics.json")}

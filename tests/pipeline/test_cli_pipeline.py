@@ -1,0 +1,184 @@
+"""End to end through the CLI with fake encoders: ingest, embed, index, search, train, joint search."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from samestyle.cli import main
+
+COLOURS = {"red": (220, 30, 30), "blue": (30, 40, 220), "green": (30, 200, 60), "black": (10, 10, 10)}
+KINDS = ["shirt", "dress", "shoe", "watch"]
+
+
+def _catalogue(tmp: Path, n: int = 160) -> Path:
+    rng = np.random.default_rng(0)
+    (tmp / "img").mkdir()
+    rows = []
+    for i in range(n):
+        colour, kind = list(COLOURS)[i % 4], KINDS[(i // 4) % 4]
+        rgb = np.clip(np.array(COLOURS[colour]) + rng.integers(-20, 20, 3), 0, 255)
+        Image.new("RGB", (24, 32), tuple(int(c) for c in rgb)).save(tmp / "img" / f"p{i}.png")
+        rows.append(
+            {
+                "sku": f"p{i}",
+                "name": f"{colour} {kind} model {i}",
+                "cat": f"Apparel > {kind}",
+                "colour": colour,
+                "img": f"p{i}.png",
+            }
+        )
+    rows.append({"sku": "", "name": "no id", "cat": "x", "colour": "red", "img": ""})  # rejected
+    path = tmp / "products.csv"
+    with open(path, "w", newline="", encoding="utf-8") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    return path
+
+
+def _run(capsys: pytest.CaptureFixture[str], *argv: str) -> str:
+    assert main(list(argv)) == 0
+    return capsys.readouterr().out
+
+
+def test_pipeline_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    src = _catalogue(tmp_path)
+    cat, emb, idx = tmp_path / "catalog", tmp_path / "emb", tmp_path / "index"
+    _run(
+        capsys,
+        "ingest",
+        str(src),
+        "--out",
+        str(cat),
+        "--column",
+        "id=sku",
+        "--column",
+        "title=name",
+        "--column",
+        "category=cat",
+        "--column",
+        "image=img",
+        "--image-root",
+        str(tmp_path / "img"),
+    )
+    rejects = (cat / "rejects.csv").read_text(encoding="utf-8")
+    assert "products.csv" in rejects and "id" in rejects
+    _run(
+        capsys,
+        "embed",
+        "--catalog",
+        str(cat),
+        "--out",
+        str(emb),
+        "--image-encoder",
+        "fake",
+        "--text-encoder",
+        "fake",
+        "--cache",
+        str(tmp_path / "cache"),
+    )
+    _run(capsys, "index", "--catalog", str(cat), "--embeddings", str(emb), "--out", str(idx))
+
+    hits = json.loads(
+        _run(capsys, "search", "--index", str(idx), "--text", "red shirt", "--k", "5", "--json")
+    )
+    assert len(hits) == 5 and all("red" in h["title"] or "shirt" in h["title"] for h in hits)
+    hits = json.loads(
+        _run(
+            capsys,
+            "search",
+            "--index",
+            str(idx),
+            "--image",
+            str(tmp_path / "img" / "p0.png"),
+            "--k",
+            "5",
+            "--json",
+        )
+    )
+    assert {h["id"] for h in hits} <= {f"p{i}" for i in range(0, 160, 4)}  # all red, like p0
+    hits = json.loads(
+        _run(
+            capsys,
+            "search",
+            "--index",
+            str(idx),
+            "--product-id",
+            "p1",
+            "--k",
+            "3",
+            "--json",
+            "--filter",
+            "category=Apparel/dress",
+        )
+    )
+    assert len(hits) == 3 and "p1" not in {h["id"] for h in hits}
+    assert all("dress" in h["title"] for h in hits)
+
+    run = tmp_path / "run"
+    _run(
+        capsys,
+        "train",
+        "--out",
+        str(run),
+        "--set",
+        f'data.catalog="{cat}"',
+        "--set",
+        f'data.embeddings="{emb}"',
+        "--set",
+        "model.image_dim=16",
+        "--set",
+        "model.text_dim=32",
+        "--set",
+        "model.dim=16",
+        "--set",
+        "model.hidden=32",
+        "--set",
+        "train.epochs=3",
+        "--set",
+        "train.batch_size=32",
+        "--set",
+        "train.val_queries=10",
+        "--set",
+        "train.threads=1",
+    )
+    assert (run / "model.safetensors").exists() and (run / "config.toml").exists()
+    metrics = json.loads((run / "metrics.json").read_text(encoding="utf-8"))
+    assert metrics["epochs_run"] == 3 and len(metrics["history"]) == 3
+
+    emb2, idx2 = tmp_path / "emb2", tmp_path / "index2"
+    _run(
+        capsys,
+        "embed",
+        "--catalog",
+        str(cat),
+        "--out",
+        str(emb2),
+        "--image-encoder",
+        "fake",
+        "--text-encoder",
+        "fake",
+        "--cache",
+        str(tmp_path / "cache"),
+        "--model",
+        str(run),
+    )
+    _run(capsys, "index", "--catalog", str(cat), "--embeddings", str(emb2), "--out", str(idx2))
+    hits = json.loads(
+        _run(capsys, "search", "--index", str(idx2), "--text", "blue watch", "--k", "4", "--json")
+    )
+    assert len(hits) == 4  # text -> joint-image: a cross-modal query through the CLI
+
+
+def test_cli_errors_have_no_traceback(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["search", "--index", str(tmp_path / "nope"), "--text", "x"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "Traceback" not in err
+    assert main(["train", "--out", str(tmp_path / "r"), "--set", "model.dimm=3"]) == 2
+    assert "did you mean 'dim'" in capsys.readouterr().err.lower()
