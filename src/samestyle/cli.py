@@ -239,7 +239,9 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--image", help="path of a query image")
     q.add_argument("--product-id", help="find products similar to this catalogue product")
     p.add_argument(
-        "--space", help="space to search (default: joint-image with a trained model, else by modality)"
+        "--space",
+        help="space to search; default: joint-image for text/image queries and joint-fused for --product-id "
+        "when the index has a trained model, else text/image by query modality (product ids: image)",
     )
     p.add_argument("--k", type=int, default=10)
     p.add_argument(

@@ -34,6 +34,9 @@ def _catalogue(tmp: Path, n: int = 160) -> Path:
             }
         )
     rows.append({"sku": "", "name": "no id", "cat": "x", "colour": "red", "img": ""})  # rejected
+    rows.append(
+        {"sku": "noimg", "name": "red shirt", "cat": "Apparel > shirt", "colour": "red", "img": "gone.png"}
+    )
     path = tmp / "products.csv"
     with open(path, "w", newline="", encoding="utf-8") as fh:
         writer = csv.DictWriter(fh, fieldnames=list(rows[0]))

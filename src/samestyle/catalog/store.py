@@ -188,6 +188,11 @@ def read_catalog(path: str | Path) -> Catalog:
             meta = read_json(folder / META_FILE)
         except json.JSONDecodeError as exc:
             raise ArtifactError(f"{folder / META_FILE}: not valid JSON ({exc})") from None
+    if meta and meta.get("format_version") != FORMAT_VERSION:
+        raise ArtifactError(
+            f"{folder / META_FILE}: catalogue format {meta.get('format_version')} is not supported "
+            f"(this samestyle reads {FORMAT_VERSION}); re-run 'samestyle ingest'"
+        )
     root = meta.get("image_root")
     return Catalog(table_products(pq.read_table(data)), Path(root) if root else None, meta)
 

@@ -81,7 +81,7 @@ class EmbeddingSet:
         return out
 
     @classmethod
-    def load(cls, path: str | Path, verify: bool = False) -> EmbeddingSet:
+    def load(cls, path: str | Path, verify: bool = True) -> EmbeddingSet:
         path = Path(path)
         if not (path / MANIFEST).exists():
             raise ArtifactError(f"{path}: no {MANIFEST}; create embeddings with 'samestyle embed'")

@@ -69,20 +69,30 @@ class SearchService:
             self._model = load_run(self.model_run)[0]
         return project(self._model, image, text)[which]
 
-    def encode_text_query(self, text: str) -> tuple[np.ndarray, str]:
-        """The query vector and the space it belongs to ("joint-*" with a model, else "text")."""
-        vec = self._text().encode_texts([text])
-        return (self._project(None, vec, "text"), "joint-image") if self.joint else (vec, "text")
+    def _default_space(self, modality: str) -> str:
+        return "joint-image" if self.joint else modality
 
-    def encode_image_query(self, image: str | Path | Image.Image) -> tuple[np.ndarray, str]:
+    def encode_text_query(self, text: str, space: str | None = None) -> tuple[np.ndarray, str]:
+        """The query vector for ``space`` (default: joint-image with a model, else "text") and that space.
+
+        A joint space gets the model's projection of the frozen text vector; a frozen space the vector itself.
+        """
+        space = space or self._default_space("text")
+        vec = self._text().encode_texts([text])
+        return (self._project(None, vec, "text") if space.startswith("joint-") else vec), space
+
+    def encode_image_query(
+        self, image: str | Path | Image.Image, space: str | None = None
+    ) -> tuple[np.ndarray, str]:
+        space = space or self._default_space("image")
         vec = l2_normalise(self._image().encode_images([image]))
-        return (self._project(vec, None, "image"), "joint-image") if self.joint else (vec, "image")
+        return (self._project(vec, None, "image") if space.startswith("joint-") else vec), space
 
     def search_text(
         self, text: str, k: int = 10, filter: Filter | None = None, space: str | None = None
     ) -> list[Hit]:
-        vec, default = self.encode_text_query(text)
-        return self._search(space or default, vec, k, filter)
+        vec, space = self.encode_text_query(text, space)
+        return self._search(space, vec, k, filter)
 
     def search_image(
         self,
@@ -91,8 +101,8 @@ class SearchService:
         filter: Filter | None = None,
         space: str | None = None,
     ) -> list[Hit]:
-        vec, default = self.encode_image_query(image)
-        return self._search(space or default, vec, k, filter)
+        vec, space = self.encode_image_query(image, space)
+        return self._search(space, vec, k, filter)
 
     def similar(
         self,
@@ -104,6 +114,12 @@ class SearchService:
     ) -> list[Hit]:
         """Products closest to a catalogue product in ``space`` (the product itself excluded by default)."""
         space = space or ("joint-fused" if self.joint else "image")
+        if space in self.index.spaces() and product_id not in self.index.space(space):
+            where = "in the catalogue" if product_id in self.index else "not in the catalogue"
+            raise ConfigError(
+                f"product '{product_id}' has no vector in space '{space}' (it is {where}; a "
+                "product without a usable image has none in image spaces: try --space text)"
+            )
         vec = self.index.get_vectors(space, [product_id])
         hits = self._search(space, vec, k + (0 if include_self else 1), filter)
         if not include_self:

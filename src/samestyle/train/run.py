@@ -97,7 +97,7 @@ def train_run(
     train = build_train_data(catalog, emb, split["train"], pairs)
     val = build_train_data(catalog, emb, split["val"])
     write_text(run / "config.toml", dump_toml(cfg))
-    write_json(run / "split.json", {k: len(v) for k, v in split.items()})
+    write_json(run / "split.json", split)  # the exact id lists: reusable as data.split = "<run>/split.json"
 
     model = JointModel(cfg.model)
     unit = ContrastiveUnit(cfg.loss)
