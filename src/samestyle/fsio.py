@@ -47,7 +47,9 @@ def atomic_path(target: str | os.PathLike[str], suffix: str = "") -> Iterator[Pa
 
 
 @contextlib.contextmanager
-def atomic_open(target: str | os.PathLike[str], mode: str = "w", encoding: str | None = "utf-8") -> Iterator[IO[Any]]:
+def atomic_open(
+    target: str | os.PathLike[str], mode: str = "w", encoding: str | None = "utf-8"
+) -> Iterator[IO[Any]]:
     """Open a temp file for writing; it replaces ``target`` only if the block finishes."""
     binary = "b" in mode
     with atomic_path(target) as tmp, open(tmp, mode, encoding=None if binary else encoding) as fh:
