@@ -12,7 +12,7 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from samestyle.errors import SamestyleError
+from samestyle.errors import ConfigError, SamestyleError
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -92,9 +92,13 @@ def _cmd_search(args: argparse.Namespace) -> int:
     from samestyle.index.metadata import Filter
     from samestyle.search.service import SearchService
 
+    if (args.product_id is not None) == (args.text is not None or args.image is not None):
+        raise ConfigError("give --text and/or --image, or --product-id")
     service = SearchService.open(args.index)
     flt = Filter.parse(args.filter) if args.filter else None
-    if args.text is not None:
+    if args.text is not None and args.image is not None:
+        hits = service.search_image_text(args.image, args.text, args.k, flt)
+    elif args.text is not None:
         hits = service.search_text(args.text, args.k, flt, space=args.space)
     elif args.image is not None:
         hits = service.search_image(args.image, args.k, flt, space=args.space)
@@ -234,10 +238,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("search", help="query an index by text, image or product id")
     p.add_argument("--index", required=True)
-    q = p.add_mutually_exclusive_group(required=True)
-    q.add_argument("--text")
-    q.add_argument("--image", help="path of a query image")
-    q.add_argument("--product-id", help="find products similar to this catalogue product")
+    p.add_argument("--text", help="a text query (with --image: an image+text query in joint-fused)")
+    p.add_argument("--image", help="path of a query image")
+    p.add_argument("--product-id", help="find products similar to this catalogue product")
     p.add_argument(
         "--space",
         help="space to search; default: joint-image for text/image queries and joint-fused for --product-id "

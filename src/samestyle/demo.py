@@ -41,15 +41,18 @@ def _stage(name: str) -> float:
     return time.perf_counter()
 
 
-def run(limit: int | None, work: Path) -> None:
+def run(limit: int | None, work: Path, epochs: int) -> None:
     from samestyle.catalog.store import read_catalog
+    from samestyle.config import load_config
     from samestyle.datasets import build_dataset_catalog
     from samestyle.pipeline.build_index import build_index
     from samestyle.pipeline.embed import embed_catalog
     from samestyle.pipeline.encoders import build_encoders
+    from samestyle.pipeline.joint import add_joint_spaces
     from samestyle.search.service import SearchService
+    from samestyle.train.run import RunConfig, load_run, train_run
 
-    cat_dir, emb_dir, idx_dir = work / "catalog", work / "emb", work / "index"
+    cat_dir, emb_dir, idx_dir, run_dir = work / "catalog", work / "emb", work / "index", work / "run"
     t = _stage(f"ingest: Myntra catalogue ({'all' if limit is None else limit} products) -> {cat_dir}")
     report = build_dataset_catalog("myntra", cat_dir, limit=limit)
     print(
@@ -60,7 +63,7 @@ def run(limit: int | None, work: Path) -> None:
 
     t = _stage("embed: EfficientNet-Lite0 (ONNX) images + all-MiniLM-L6-v2 titles, cached by content hash")
     image_enc, text_enc = build_encoders("efficientnet-lite0", "minilm")
-    embed_catalog(
+    emb, _ = embed_catalog(
         catalog,
         emb_dir,
         image_enc,
@@ -70,10 +73,28 @@ def run(limit: int | None, work: Path) -> None:
     )
     print(f"   {time.perf_counter() - t:.1f}s")
 
-    t = _stage(f"index -> {idx_dir}")
-    from samestyle.pipeline.embeddings import EmbeddingSet
+    t = _stage(f"train: the joint image/text/image+text model, {epochs} epochs -> {run_dir}")
+    if not (run_dir / "metrics.json").exists():
+        cfg = load_config(
+            RunConfig,
+            Path("configs/myntra.toml") if Path("configs/myntra.toml").exists() else None,
+            [
+                f'data.catalog="{cat_dir}"',
+                f'data.embeddings="{emb_dir}"',
+                'data.split="hash"',
+                f"train.epochs={epochs}",
+                "train.patience=3",
+            ],
+        )
+        metrics = train_run(cfg, run_dir, progress=True)
+        print(
+            f"   best epoch {metrics['best_epoch']}, val sample-100 SumR {metrics['best_val_sum_r']:.2f} / 6"
+        )
+    print(f"   {time.perf_counter() - t:.1f}s")
+    add_joint_spaces(emb, load_run(run_dir)[0], run_dir).save(emb_dir)
 
-    build_index(catalog, EmbeddingSet.load(emb_dir), idx_dir)
+    t = _stage(f"index -> {idx_dir}")
+    build_index(catalog, emb, idx_dir)
     print(f"   {time.perf_counter() - t:.1f}s")
 
     service = SearchService.open(idx_dir)
@@ -88,21 +109,25 @@ def _show(title: str, hits: list[Hit]) -> None:
 
 
 def _queries(service: SearchService, catalog: Catalog, idx_dir: Path) -> None:
-    _show(
-        'text -> text: "navy blue checked casual shirt for men"',
-        service.search_text("navy blue checked casual shirt for men", k=5),
-    )
+    text = "navy blue checked casual shirt for men"
+    _show(f'text -> image (joint space): "{text}"', service.search_text(text, k=5))
+    _show(f'text -> text (frozen MiniLM): "{text}"', service.search_text(text, k=5, space="text"))
     query = next(p for p in catalog if p.has_image and "Watch" in p.title)
     _show(
         f"image -> image: the photo of {query.id} ({query.title})",
         service.search_image(catalog.image_path(query) or "", k=5),
     )
+    query = next(p for p in catalog if p.has_image and "Tshirt" in p.title)
+    _show(
+        f'image + text: the photo of {query.id} ({query.title}) + "in white"',
+        service.search_image_text(catalog.image_path(query) or "", "white", k=5),
+    )
     query = next(p for p in catalog if p.has_image and "Kurta" in p.title)
-    _show(f"similar products to {query.id} ({query.title}), by image", service.similar(query.id, k=5))
+    _show(f"same-style products to {query.id} ({query.title}), image+text", service.similar(query.id, k=5))
     print(f"""
-Query further:
+Query further (the index holds frozen and joint spaces; see --space):
   .venv/bin/samestyle search --index {idx_dir} --text "black leather wallet" --k 10
-  .venv/bin/samestyle search --index {idx_dir} --image path/to/photo.jpg
+  .venv/bin/samestyle search --index {idx_dir} --image path/to/photo.jpg --text "in red"
   .venv/bin/samestyle search --index {idx_dir} --product-id {query.id} --filter attr=baseColour:Red
 """)
 
@@ -110,6 +135,7 @@ Query further:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m samestyle.demo", description=__doc__.splitlines()[0])
     parser.add_argument("--limit", type=int, default=5000, help="products to use (0 = the whole catalogue)")
+    parser.add_argument("--epochs", type=int, default=10, help="training epochs of the joint model")
     parser.add_argument(
         "--work", type=Path, default=None, help="work folder (default: .cache/samestyle/demo)"
     )
@@ -122,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
     limit = None if args.limit == 0 else args.limit
     work = args.work or cache_dir() / "demo" / f"myntra-{'all' if limit is None else limit}"
     try:
-        run(limit, work)
+        run(limit, work, args.epochs)
     except SamestyleError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -104,6 +104,16 @@ class SearchService:
         vec, space = self.encode_image_query(image, space)
         return self._search(space, vec, k, filter)
 
+    def search_image_text(
+        self, image: str | Path | Image.Image, text: str, k: int = 10, filter: Filter | None = None
+    ) -> list[Hit]:
+        """An image plus a text (e.g. a photo and "in white"): fused by the model, searched in joint-fused."""
+        if not self.joint:
+            raise ConfigError("image+text queries need an index built with a trained model (embed --model)")
+        img = l2_normalise(self._image().encode_images([image]))
+        txt = self._text().encode_texts([text])
+        return self._search("joint-fused", self._project(img, txt, "fused"), k, filter)
+
     def similar(
         self,
         product_id: str,

@@ -42,7 +42,7 @@ class TrainConfig:
     patience: int = 6
     feature_dropout: float = 0.1
     hard_label: str | None = None
-    threads: int = 2
+    threads: int = 1  # one intra-op thread: robust when other processes share the 2 cores
     max_minutes: float = 30.0
     val_queries: int = 1000
     val_label: str = "category2"
