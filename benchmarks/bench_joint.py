@@ -66,7 +66,7 @@ def main() -> None:
         seconds = time.perf_counter() - start
         if ctx is None:
             ctx = myntra_context(cfg.data.catalog, cfg.data.embeddings, cfg.data.split)
-        scores = evaluate(JointMethod(ctx.emb, run_dir, name=name), ctx, PROTOCOLS)
+        scores = evaluate(JointMethod(ctx.emb, run_dir, ctx.catalog, name=name), ctx, PROTOCOLS)
         results[name] = {
             "overrides": VARIANTS[name] + args.set,
             "train_seconds": round(seconds, 1),

@@ -65,10 +65,9 @@ def _cmd_embed(args: argparse.Namespace) -> int:
         encoder_keys={"image": args.image_encoder, "text": args.text_encoder},
     )
     if args.model:
-        from samestyle.pipeline.joint import add_joint_spaces
-        from samestyle.train.run import load_run
+        from samestyle.train.run import apply_run
 
-        add_joint_spaces(emb, load_run(args.model)[0], args.model).save(args.out)
+        apply_run(args.model, catalog, emb).save(args.out)
     print(
         f"embedded {report.products} products ({report.with_image} with an image) into {report.out_dir}: "
         + ", ".join(f"{k} {v:.1f}s" for k, v in report.seconds.items())

@@ -48,9 +48,8 @@ def run(limit: int | None, work: Path, epochs: int) -> None:
     from samestyle.pipeline.build_index import build_index
     from samestyle.pipeline.embed import embed_catalog
     from samestyle.pipeline.encoders import build_encoders
-    from samestyle.pipeline.joint import add_joint_spaces
     from samestyle.search.service import SearchService
-    from samestyle.train.run import RunConfig, load_run, train_run
+    from samestyle.train.run import RunConfig, apply_run, train_run
 
     cat_dir, emb_dir, idx_dir, run_dir = work / "catalog", work / "emb", work / "index", work / "run"
     t = _stage(f"ingest: Myntra catalogue ({'all' if limit is None else limit} products) -> {cat_dir}")
@@ -91,7 +90,7 @@ def run(limit: int | None, work: Path, epochs: int) -> None:
             f"   best epoch {metrics['best_epoch']}, val sample-100 SumR {metrics['best_val_sum_r']:.2f} / 6"
         )
     print(f"   {time.perf_counter() - t:.1f}s")
-    add_joint_spaces(emb, load_run(run_dir)[0], run_dir).save(emb_dir)
+    apply_run(run_dir, catalog, emb).save(emb_dir)
 
     t = _stage(f"index -> {idx_dir}")
     build_index(catalog, emb, idx_dir)

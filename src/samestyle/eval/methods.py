@@ -13,6 +13,7 @@ from typing import Protocol
 
 import numpy as np
 
+from samestyle.catalog.store import Catalog
 from samestyle.models.cca import CCAMap
 from samestyle.pipeline.embeddings import EmbeddingSet, l2_normalise
 
@@ -67,6 +68,7 @@ class CCAMethod:
 class JointMethod:
     emb: EmbeddingSet
     run_dir: Path
+    catalog: Catalog
     name: str = "unified model"
 
     def __post_init__(self) -> None:
@@ -76,10 +78,11 @@ class JointMethod:
 
     def items(self) -> dict[str, np.ndarray]:
         from samestyle.pipeline.joint import project
+        from samestyle.train.run import tower_features
 
-        return project(
-            self._model, self.emb.vectors["image"], self.emb.vectors["text"], self.emb.present["image"]
-        )
+        feats = tower_features(self.config.tower, self.catalog, self.emb)
+        image = feats if feats is not None else self.emb.vectors["image"]
+        return project(self._model, image, self.emb.vectors["text"], self.emb.present["image"])
 
     def queries(self, text_features: np.ndarray) -> np.ndarray | None:
         from samestyle.pipeline.joint import project

@@ -33,7 +33,7 @@ def build_method(kind: str, ctx: MyntraContext, run_dir: str | Path | None = Non
         return CCAMethod(ctx.emb, np.asarray(ctx.rows["train"]))
     if run_dir is None:
         raise ConfigError("--method run needs --run RUN_DIR (a 'samestyle train' output folder)")
-    return JointMethod(ctx.emb, Path(run_dir))
+    return JointMethod(ctx.emb, Path(run_dir), ctx.catalog)
 
 
 def run_myntra_eval(

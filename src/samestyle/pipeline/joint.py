@@ -39,10 +39,17 @@ def project(
     return {k: np.concatenate(v) for k, v in out.items()}
 
 
-def add_joint_spaces(emb: EmbeddingSet, model: JointModel, run_dir: str | Path) -> EmbeddingSet:
-    """Project every product and add the three joint spaces to ``emb`` (in place); returns it."""
+def add_joint_spaces(
+    emb: EmbeddingSet, model: JointModel, run_dir: str | Path, image_features: np.ndarray | None = None
+) -> EmbeddingSet:
+    """Project every product and add the three joint spaces to ``emb`` (in place); returns it.
+
+    ``image_features``: the image tower's cached inputs aligned with ``emb.ids`` when the run's tower
+    is not "pooled" (see :func:`samestyle.train.run.tower_features`).
+    """
     present = emb.present["image"]
-    vecs = project(model, emb.vectors["image"], emb.vectors["text"], present)
+    image = image_features if image_features is not None else emb.vectors["image"]
+    vecs = project(model, image, emb.vectors["text"], present)
     name = f"joint:{Path(run_dir).resolve()}"
     emb.add_space("joint-image", vecs["image"], present, name)
     emb.add_space("joint-text", vecs["text"], emb.present["text"], name)

@@ -35,6 +35,8 @@ class SearchService:
     encoder_keys: dict[str, str] = field(default_factory=dict)
     model_run: str | None = None
     _model: Any = None
+    _run_cfg: Any = None
+    _extractor: Any = None
 
     @classmethod
     def open(cls, index_dir: str | Path) -> SearchService:
@@ -60,14 +62,36 @@ class SearchService:
             self.image_encoder = IMAGE_ENCODERS.build(self.encoder_keys["image"])
         return self.image_encoder
 
-    def _project(self, image: np.ndarray | None, text: np.ndarray | None, which: str) -> np.ndarray:
-        from samestyle.pipeline.joint import project
+    def _load_model(self) -> Any:
         from samestyle.train.run import load_run
 
         if self._model is None:
-            assert self.model_run is not None
-            self._model = load_run(self.model_run)[0]
-        return project(self._model, image, text)[which]
+            if self.model_run is None:
+                raise ConfigError("this index has no trained model: joint spaces are not available")
+            self._model, self._run_cfg = load_run(self.model_run)
+        return self._model
+
+    def _project(self, image: np.ndarray | None, text: np.ndarray | None, which: str) -> np.ndarray:
+        from samestyle.pipeline.joint import project
+
+        return project(self._load_model(), image, text)[which]
+
+    def _joint_image_input(self, image: str | Path | Image.Image) -> np.ndarray:
+        """What the run's image tower reads for a new image: the pooled vector, or cached-kind activations."""
+        from samestyle.models.towers import tower_input_kind
+
+        self._load_model()
+        kind = tower_input_kind(self._run_cfg.tower)
+        if kind == "pooled":
+            return l2_normalise(self._image().encode_images([image]))
+        from samestyle.features.activations import ActivationExtractor, query_activations
+
+        if self._extractor is None:
+            self._extractor = ActivationExtractor(kind)
+        values, ok = query_activations(self._extractor, [image])
+        if not ok[0]:
+            raise ConfigError(f"cannot read the query image {image}")
+        return values
 
     def _default_space(self, modality: str) -> str:
         return "joint-image" if self.joint else modality
@@ -85,8 +109,9 @@ class SearchService:
         self, image: str | Path | Image.Image, space: str | None = None
     ) -> tuple[np.ndarray, str]:
         space = space or self._default_space("image")
-        vec = l2_normalise(self._image().encode_images([image]))
-        return (self._project(vec, None, "image") if space.startswith("joint-") else vec), space
+        if space.startswith("joint-"):
+            return self._project(self._joint_image_input(image), None, "image"), space
+        return l2_normalise(self._image().encode_images([image])), space
 
     def search_text(
         self, text: str, k: int = 10, filter: Filter | None = None, space: str | None = None
@@ -110,9 +135,10 @@ class SearchService:
         """An image plus a text (e.g. a photo and "in white"): fused by the model, searched in joint-fused."""
         if not self.joint:
             raise ConfigError("image+text queries need an index built with a trained model (embed --model)")
-        img = l2_normalise(self._image().encode_images([image]))
         txt = self._text().encode_texts([text])
-        return self._search("joint-fused", self._project(img, txt, "fused"), k, filter)
+        return self._search(
+            "joint-fused", self._project(self._joint_image_input(image), txt, "fused"), k, filter
+        )
 
     def similar(
         self,

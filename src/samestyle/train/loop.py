@@ -58,7 +58,7 @@ class TrainState:
     history: list[dict[str, Any]] = field(default_factory=list)
 
 
-def _embed_all(model: JointModel, data: TrainData, batch: int = 4096) -> JointOutput:
+def _embed_all(model: JointModel, data: TrainData, batch: int = 512) -> JointOutput:
     model.eval()
     parts: dict[str, list[torch.Tensor]] = {"image": [], "text": [], "fused": []}
     with torch.no_grad():
@@ -100,8 +100,20 @@ class Trainer:
     ) -> None:
         self.model, self.unit, self.weighting, self.cfg = model, unit, weighting, cfg
         self.run_dir, self.on_best = run_dir, on_best
-        params = [p for m in (model, unit, weighting) for p in m.parameters() if p.requires_grad]
-        self.opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+        tower_params = {id(p) for p in model.image_tower.parameters()}
+        params = [
+            p
+            for m in (model, unit, weighting)
+            for p in m.parameters()
+            if p.requires_grad and id(p) not in tower_params
+        ]
+        groups: list[dict[str, Any]] = [{"params": params, "lr_scale": 1.0}]
+        if tower_params:  # pretrained tower weights learn slower (their own lr_scale)
+            from samestyle.models.towers import tower_param_groups
+
+            tower_cfg = getattr(model.image_tower, "cfg", None)
+            groups += tower_param_groups(model.image_tower, cfg.lr, tower_cfg) if tower_cfg else []
+        self.opt = torch.optim.AdamW(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
         self.state = TrainState()
         self.gen = torch.Generator().manual_seed(cfg.seed)
 
@@ -136,7 +148,7 @@ class Trainer:
         )
         total, weights = self.weighting(terms)
         for group in self.opt.param_groups:
-            group["lr"] = self._lr(steps_per_epoch)
+            group["lr"] = self._lr(steps_per_epoch) * group.get("lr_scale", 1.0)
         self.opt.zero_grad(set_to_none=True)
         total.backward()
         nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.grad_clip)

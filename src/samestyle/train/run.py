@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pyarrow.parquet as pq
 import torch
 from safetensors.torch import load_file, save_file
@@ -23,6 +24,7 @@ from samestyle.fsio import atomic_path, read_json, write_json, write_text
 from samestyle.losses.unit import ContrastiveConfig, ContrastiveUnit
 from samestyle.losses.weighting import WEIGHTINGS, FixedWeighting, Weighting
 from samestyle.models.joint import JointConfig, JointModel
+from samestyle.models.towers import TowerConfig, build_tower, tower_input_kind
 from samestyle.pipeline.embeddings import EmbeddingSet
 from samestyle.train.data import build_train_data
 from samestyle.train.loop import TrainConfig, Trainer
@@ -46,6 +48,7 @@ class RunConfig:
     name: str = "joint"
     data: DataConfig = field(default_factory=DataConfig)
     model: JointConfig = field(default_factory=JointConfig)
+    tower: TowerConfig = field(default_factory=TowerConfig)
     loss: ContrastiveConfig = field(default_factory=ContrastiveConfig)
     weighting: str = "fixed"
     weights: dict[str, float] = field(default_factory=dict)
@@ -68,6 +71,30 @@ def load_split(spec: str, catalog: Catalog) -> dict[str, list[str]]:
         except (OSError, json.JSONDecodeError) as exc:
             raise ConfigError(f"split file {spec}: {exc}") from None
     return {k: [i for i in v if i in catalog] for k, v in split.items()}
+
+
+def tower_features(tower: TowerConfig, catalog: Catalog, emb: EmbeddingSet) -> np.ndarray | None:
+    """Cached tower inputs aligned with ``emb.ids`` (None for the "pooled" tower: the embeddings suffice).
+
+    Extracted once per product into the feature cache (incremental), as float16 ``[N, C*H*W]``.
+    """
+    kind = tower_input_kind(tower)
+    if kind == "pooled":
+        return None
+    from samestyle.features.activations import ActivationExtractor, activation_cache, extract_activations
+    from samestyle.paths import cache_dir
+
+    extractor = ActivationExtractor(kind)
+    acts = extract_activations(
+        catalog, extractor, activation_cache(cache_dir() / "features", extractor, tower.dtype)
+    )
+    pos = {pid: i for i, pid in enumerate(acts.ids)}
+    return np.asarray(acts.values[np.array([pos[i] for i in emb.ids])])
+
+
+def build_model(cfg: RunConfig) -> JointModel:
+    tower = None if cfg.tower.kind == "pooled" else build_tower(cfg.tower)
+    return JointModel(cfg.model, image_tower=tower)
 
 
 def build_weighting(cfg: RunConfig, names: tuple[str, ...]) -> Weighting:
@@ -94,12 +121,14 @@ def train_run(
     emb = EmbeddingSet.load(cfg.data.embeddings)
     split = load_split(cfg.data.split, catalog)
     pairs = read_pairs(cfg.data.pairs)
-    train = build_train_data(catalog, emb, split["train"], pairs)
-    val = build_train_data(catalog, emb, split["val"])
+    feats = tower_features(cfg.tower, catalog, emb)
+    train = build_train_data(catalog, emb, split["train"], pairs, image_features=feats)
+    val = build_train_data(catalog, emb, split["val"], image_features=feats)
+    del feats
     write_text(run / "config.toml", dump_toml(cfg))
     write_json(run / "split.json", split)  # the exact id lists: reusable as data.split = "<run>/split.json"
 
-    model = JointModel(cfg.model)
+    model = build_model(cfg)
     unit = ContrastiveUnit(cfg.loss)
     trainer = Trainer(
         model,
@@ -141,10 +170,18 @@ def load_run(run_dir: str | Path) -> tuple[JointModel, RunConfig]:
         if not (run / name).exists():
             raise ArtifactError(f"{run}: no {name}; is this a finished 'samestyle train' run?")
     cfg = from_dict(RunConfig, tomllib.loads((run / "config.toml").read_text(encoding="utf-8")), str(run))
-    model = JointModel(cfg.model)
+    model = build_model(cfg)
     model.load_state_dict(load_file(str(run / "model.safetensors")))
     model.eval()
     return model, cfg
+
+
+def apply_run(run_dir: str | Path, catalog: Catalog, emb: EmbeddingSet) -> EmbeddingSet:
+    """Add a trained run's joint spaces to ``emb`` (its tower inputs are extracted/cached as needed)."""
+    from samestyle.pipeline.joint import add_joint_spaces
+
+    model, cfg = load_run(run_dir)
+    return add_joint_spaces(emb, model, run_dir, tower_features(cfg.tower, catalog, emb))
 
 
 def run_summary(run_dir: str | Path) -> dict[str, Any]:
