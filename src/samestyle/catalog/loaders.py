@@ -11,20 +11,26 @@ JSONL the row number is the line number. Values are passed on untyped; the valid
 from __future__ import annotations
 
 import codecs
-import csv
 import gzip
-import io
 import json
 import logging
-from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
-from typing import IO, Any, NamedTuple, cast
+from typing import IO, Any, cast
 
 import pyarrow.parquet as pq
 
+from samestyle.catalog.csvrows import (
+    Line,
+    Lines,
+    bad_byte,
+    bad_bytes_reason,
+    csv_rows,
+    parse_header,
+    text_stream,
+)
 from samestyle.errors import CatalogError
 from samestyle.types import Reject
 
@@ -175,61 +181,6 @@ def open_rows(
     return source
 
 
-class _Line(NamedTuple):
-    text: str
-    number: int  # 1-based physical line number
-    bad_byte: int | None  # first byte that is invalid in the encoding, if any
-
-
-def _text_stream(fh: IO[bytes], encoding: str) -> io.TextIOWrapper:
-    """Decode lazily; invalid bytes survive as lone surrogates so each line can be judged alone.
-
-    A UTF-8 or UTF-16 byte-order mark overrides a UTF-8 ``encoding`` (Excel writes both).
-    """
-    if codecs.lookup(encoding).name == "utf-8":
-        head = fh.peek(4)[:4] if hasattr(fh, "peek") else b""
-        utf16 = head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE))
-        encoding = "utf-16" if utf16 else "utf-8-sig"
-    return io.TextIOWrapper(fh, encoding=encoding, errors="surrogateescape", newline="")
-
-
-def _bad_byte(text: str) -> int | None:
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError as exc:
-        char = ord(text[exc.start])
-        return char - 0xDC00 if 0xDC80 <= char <= 0xDCFF else char
-    return None
-
-
-class _Lines:
-    """Decoded physical lines for ``csv.reader``, with push-back so a broken record can be re-read."""
-
-    def __init__(self, text: IO[str]) -> None:
-        self._text = text
-        self._pending: deque[_Line] = deque()
-        self._number = 0
-        self.consumed: list[_Line] = []  # lines taken for the current record
-
-    def __iter__(self) -> _Lines:
-        return self
-
-    def __next__(self) -> str:
-        if self._pending:
-            line = self._pending.popleft()
-        else:
-            text = self._text.readline()
-            if not text:
-                raise StopIteration
-            self._number += 1
-            line = _Line(text, self._number, _bad_byte(text))
-        self.consumed.append(line)
-        return line.text
-
-    def push_back(self, lines: list[_Line]) -> None:
-        self._pending.extendleft(reversed(lines))
-
-
 def _guess_delimiter(header: str, kind: Format) -> str:
     if kind is Format.TSV:
         return "\t"
@@ -241,7 +192,7 @@ def _guess_delimiter(header: str, kind: Format) -> str:
 
 
 def _csv_source(fh: IO[bytes], path: Path, kind: Format, encoding: str, delimiter: str | None) -> RowSource:
-    lines = _Lines(_text_stream(fh, encoding))
+    lines = Lines(text_stream(fh, encoding))
     source = RowSource(path, kind, (), iter(()), encoding=encoding)
     first = next(lines, "")
     if not first.strip() and next(lines, None) is None:
@@ -251,7 +202,7 @@ def _csv_source(fh: IO[bytes], path: Path, kind: Format, encoding: str, delimite
         return source
     sep = delimiter or _guess_delimiter(first, kind)
     try:
-        header = _parse_header(lines.consumed[0], path, encoding, sep)
+        header = parse_header(lines.consumed[0], path, encoding, sep)
     except CatalogError:
         fh.close()
         raise
@@ -259,97 +210,14 @@ def _csv_source(fh: IO[bytes], path: Path, kind: Format, encoding: str, delimite
     duplicates = sorted({h for h in header if header.count(h) > 1 and h})
     if duplicates:
         source.reject(None, None, f"duplicate header columns {duplicates}; the last of each is used", False)
-    source._rows = _csv_rows(fh, lines, source, header, sep)
+    source._rows = csv_rows(fh, lines, source, header, sep)
     return source
 
 
-def _parse_header(line: _Line, path: Path, encoding: str, sep: str) -> list[str]:
-    if line.bad_byte is not None:
-        raise CatalogError(f"{path} line 1: header is {_bad_bytes_reason(line, encoding)}")
-    if not line.text.strip():
-        raise CatalogError(f"{path} line 1: blank; the first line must be the header (column names)")
-    try:
-        return [h.strip() for h in next(csv.reader([line.text], delimiter=sep, strict=True))]
-    except csv.Error as exc:
-        raise CatalogError(f"{path} line 1: header cannot be parsed ({exc})") from None
-
-
-def _bad_bytes_reason(line: _Line, encoding: str) -> str:
-    return (
-        f"not valid {encoding} (byte 0x{line.bad_byte or 0:02X} on line {line.number}); "
-        "re-save the file as UTF-8 or pass the right encoding"
-    )
-
-
-def _first_bad_field(fields: list[str], header: list[str]) -> str | None:
-    return next(
-        (name for name, value in zip(header, fields, strict=False) if _bad_byte(value) is not None), None
-    )
-
-
-def _next_record(
-    reader: Iterator[list[str]], lines: _Lines, width: int
-) -> tuple[list[str] | None, str | None]:
-    """The next CSV record and, if it is unusable, why. ``lines.consumed`` holds its physical lines.
-
-    Raises:
-        StopIteration: at end of input.
-    """
-    lines.consumed = []
-    try:
-        fields = next(reader)
-    except csv.Error as exc:
-        if not lines.consumed:
-            raise StopIteration from None
-        return None, f"cannot parse CSV record ({exc})"
-    if fields and len(fields) != width:
-        return fields, f"expected {width} fields, got {len(fields)}"
-    return fields, None
-
-
-def _broken_record(lines: _Lines, header: list[str], sep: str, problem: str | None) -> tuple[str | None, str]:
-    """(field, reason) for an unusable record. A record that ran over several lines probably has an
-    unbalanced quote: only its first line is dropped and the rest is pushed back to be read again."""
-    first = lines.consumed[0]
-    if len(lines.consumed) == 1:
-        return None, f"line {first.number}: {problem}"
-    lines.push_back(lines.consumed[1:])
-    partial = next(csv.reader([first.text], delimiter=sep), [])  # lenient: runs to the end of the line
-    column = header[min(len(partial), len(header)) - 1] if partial else None
-    return column, f"line {first.number}: {problem}; a quote opened on this line may be unbalanced"
-
-
-def _csv_rows(
-    fh: IO[bytes], lines: _Lines, source: RowSource, header: list[str], sep: str
-) -> Iterator[tuple[int, dict[str, Any]]]:
-    reader = csv.reader(lines, delimiter=sep, strict=True)
-    row = 0
-    with fh:
-        while True:
-            try:
-                fields, problem = _next_record(reader, lines, len(header))
-            except StopIteration:
-                break
-            row += 1
-            source.rows_seen += 1
-            if problem is not None or fields is None:
-                source.reject(row, *_broken_record(lines, header, sep, problem))
-                continue
-            if not fields:
-                continue  # blank line
-            bad = next((ln for ln in lines.consumed if ln.bad_byte is not None), None)
-            if bad is not None:
-                source.reject(row, _first_bad_field(fields, header), _bad_bytes_reason(bad, source.encoding))
-                continue
-            yield row, {name: value for name, value in zip(header, fields, strict=True) if name}
-    if source.rows_seen == 0:
-        source.reject(None, None, "no data rows (the file has only a header)", fatal=False)
-
-
-def _jsonl_row(line: _Line, encoding: str) -> dict[str, Any] | str:
+def _jsonl_row(line: Line, encoding: str) -> dict[str, Any] | str:
     """The JSON object on one line, or the reason it is not one."""
     if line.bad_byte is not None:
-        return _bad_bytes_reason(line, encoding)
+        return bad_bytes_reason(line, encoding)
     try:
         value = json.loads(line.text)
     except json.JSONDecodeError as exc:
@@ -361,12 +229,12 @@ def _jsonl_row(line: _Line, encoding: str) -> dict[str, Any] | str:
 
 def _jsonl_rows(fh: IO[bytes], source: RowSource) -> Iterator[tuple[int, dict[str, Any]]]:
     with fh:
-        text = _text_stream(fh, source.encoding)
+        text = text_stream(fh, source.encoding)
         for number, raw in enumerate(text, start=1):
             if not raw.strip():
                 continue
             source.rows_seen += 1
-            parsed = _jsonl_row(_Line(raw, number, _bad_byte(raw)), source.encoding)
+            parsed = _jsonl_row(Line(raw, number, bad_byte(raw)), source.encoding)
             if isinstance(parsed, str):
                 source.reject(number, None, parsed)
                 continue

@@ -13,232 +13,26 @@ Rules (each broken rule is a :class:`~samestyle.types.Reject` naming file, row a
 * control characters are removed silently and whitespace runs (tabs, line breaks) become one space; the
   description keeps its line breaks; text other than ids is NFC-normalised.
 * an empty image value keeps the row, without an image, with a non-fatal reject.
+
+The mapping itself is :mod:`samestyle.catalog.mapping` and the value cleaning
+:mod:`samestyle.catalog.values`; their public names are re-exported here.
 """
 
 from __future__ import annotations
 
-import difflib
-import math
-import re
-import string
-import unicodedata
-from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import asdict, dataclass, fields, replace
+from collections.abc import Iterator, Mapping
+from dataclasses import replace
 from typing import Any
 
 from samestyle.catalog.loaders import RowSource
-from samestyle.errors import CatalogError, ConfigError
+from samestyle.catalog.mapping import ColumnMapping, check_columns
+from samestyle.catalog.values import clean_block, clean_line, one_line, parse_price, to_text
 from samestyle.types import Product, Reject
 
 ID_MAX_CHARS = 256
 TITLE_MAX_CHARS = 1_000
 DESCRIPTION_MAX_CHARS = 10_000
 FIELD_MAX_CHARS = 1_000
-_ALIASES = {
-    "id": ("product_id", "sku", "style_id", "item_id", "asin", "uid"),
-    "title": ("name", "product_name", "productDisplayName", "product_title", "title_en"),
-}
-_CONTROLS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u200b\ufeff]")
-_PRICE = re.compile(
-    r"^(?:[A-Za-z]{1,3}\.?|[^\w\s.,+-])?\s*([+-]?\d[\d.,' ]*)\s*(?:[A-Za-z]{1,3}|[^\w\s.,+-])?$"
-)
-
-
-@dataclass(frozen=True)
-class ColumnMapping:
-    """Which source column feeds which :class:`Product` field.
-
-    ``None`` means automatic: the column named like the field (``description``, ``category``, ``image``,
-    ``supplier_id``, ``price``) if the file has one, and for ``attributes`` every column not used
-    elsewhere. An explicit name must exist in the file. ``""`` (or ``()`` for the tuple fields) turns a
-    field off. ``image`` may be a template over columns, e.g. ``"{id}.jpg"``.
-
-    Example:
-        >>> ColumnMapping.parse(["title=productDisplayName", "category=masterCategory,subCategory"]).title
-        'productDisplayName'
-    """
-
-    id: str = "id"
-    title: str = "title"
-    description: str | None = None
-    category: tuple[str, ...] | None = None
-    category_sep: str = " > "
-    attributes: tuple[str, ...] | None = None
-    image: str | None = None
-    supplier_id: str | None = None
-    price: str | None = None
-
-    @classmethod
-    def parse(cls, specs: Iterable[str], base: ColumnMapping | None = None) -> ColumnMapping:
-        """Build a mapping from ``field=column`` strings (CLI ``--column``); lists are comma-separated.
-
-        Raises:
-            ConfigError: a spec has no ``=``, names an unknown field or empties id, title or category_sep.
-        """
-        names = [f.name for f in fields(cls)]
-        changes: dict[str, Any] = {}
-        for spec in specs:
-            key, sep, value = spec.partition("=")
-            key = key.strip()
-            if not sep:
-                raise ConfigError(f"--column '{spec}': expected field=column, e.g. title=productDisplayName")
-            if key not in names:
-                close = difflib.get_close_matches(key, names, n=1)
-                hint = f"did you mean '{close[0]}'? " if close else ""
-                raise ConfigError(
-                    f"--column '{spec}': unknown field '{key}'; {hint}known: {', '.join(names)}"
-                )
-            if key in ("category", "attributes"):
-                columns = (c.strip() for c in value.split(","))
-                changes[key] = None if value.strip() == "*" else tuple(c for c in columns if c)
-            else:
-                changes[key] = value if key == "category_sep" else value.strip()
-        return replace(base or cls(), **changes)
-
-    def __post_init__(self) -> None:
-        for name in ("id", "title", "category_sep"):
-            if not getattr(self, name):
-                raise ConfigError(f"column mapping: '{name}' cannot be empty (e.g. --column {name}=...)")
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @property
-    def image_is_template(self) -> bool:
-        return bool(self.image) and "{" in (self.image or "")
-
-    def resolve(self, columns: Sequence[str] | None) -> ColumnMapping:
-        """This mapping with automatic fields settled for a file with ``columns`` (``""``/``()`` = off).
-
-        ``columns`` None (JSONL, keys vary by row) keeps every automatic field on.
-        """
-
-        def auto(value: str | None, name: str) -> str:
-            return value if value is not None else name if columns is None or name in columns else ""
-
-        category = self.category if self.category is not None else (auto(None, "category"),)
-        return replace(
-            self,
-            description=auto(self.description, "description"),
-            category=tuple(c for c in category if c),
-            image=auto(self.image, "image"),
-            supplier_id=auto(self.supplier_id, "supplier_id"),
-            price=auto(self.price, "price"),
-        )
-
-    def required(self) -> list[tuple[str, str]]:
-        """``(field, column)`` pairs that must exist: id, title and every explicitly named column."""
-        pairs = [("id", self.id), ("title", self.title)]
-        pairs += [(n, getattr(self, n)) for n in ("description", "supplier_id", "price") if getattr(self, n)]
-        pairs += [("category", c) for c in self.category or ()]
-        pairs += [("attributes", c) for c in self.attributes or ()]
-        if self.image_is_template:
-            pairs += [("image", f) for _, f, _, _ in string.Formatter().parse(self.image or "") if f]
-        elif self.image:
-            pairs.append(("image", self.image))
-        return pairs
-
-    def used(self) -> frozenset[str]:
-        """Columns feeding a field other than ``attributes`` (call on a resolved mapping)."""
-        image = "" if self.image_is_template else self.image
-        named = (
-            self.id,
-            self.title,
-            self.description,
-            self.supplier_id,
-            self.price,
-            image,
-            *(self.category or ()),
-        )
-        return frozenset(c for c in named if c)
-
-
-def check_columns(mapping: ColumnMapping, columns: Iterable[str], file: str) -> None:
-    """Raise CatalogError for the first required column the file lacks, with a ``--column`` hint."""
-    have = list(columns)
-    for name, column in mapping.required():
-        if column in have:
-            continue
-        close = difflib.get_close_matches(column, have, n=1, cutoff=0.6)
-        alias = next((a for a in _ALIASES.get(name, ()) if a in have), None)
-        guess = close[0] if close else alias or "<column>"
-        shown = ", ".join(have[:20]) + (", ..." if len(have) > 20 else "")
-        what = f"column '{column}'" if column == name else f"column '{column}' (for {name})"
-        raise CatalogError(f"{file}: missing {what} (have: {shown}); map it with --column {name}={guess}")
-
-
-def to_text(value: Any) -> str | None:
-    """Any loaded value as text: ints and integral floats without ``.0``, NaN as None, lists joined."""
-    if value is None or isinstance(value, str):
-        return value
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, float):
-        if math.isnan(value):
-            return None
-        return str(int(value)) if value.is_integer() else repr(value)
-    if isinstance(value, bytes):
-        return value.decode("utf-8", "replace")
-    if isinstance(value, Mapping):
-        return ", ".join(f"{k}: {to_text(v)}" for k, v in value.items())
-    if isinstance(value, list | tuple):
-        return ", ".join(t for t in (to_text(v) for v in value) if t)
-    return str(value)
-
-
-def _one_line(text: str) -> str:
-    return _CONTROLS.sub("", " ".join(text.split())).strip()
-
-
-def clean_line(text: str | None) -> str:
-    """One-line text: whitespace runs (line breaks, tabs) to one space, control characters out, NFC."""
-    return unicodedata.normalize("NFC", _one_line(text)) if text else ""
-
-
-def _clean_block(text: str | None) -> str:
-    if not text:
-        return ""
-    text = text.replace("\r\n", "\n").replace("\r", "\n").replace("\t", " ")
-    return unicodedata.normalize("NFC", _CONTROLS.sub("", text)).strip()
-
-
-def parse_price(value: Any) -> float | None:
-    """A price from a number or text such as ``"₹1,299.00"``; None when empty or NaN.
-
-    Raises:
-        ValueError: the value is not a price (text, negative, infinite); the message says which.
-    """
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return None
-    if isinstance(value, bool):
-        raise ValueError(f"not a price: {value!r}")
-    if isinstance(value, int | float):
-        number = float(value)
-    else:
-        text = str(value).strip()
-        if not text:
-            return None
-        match = _PRICE.match(text)
-        if match is None:
-            raise ValueError(f"not a price: {text[:40]!r}")
-        number = _parse_number(match.group(1).replace(" ", "").replace("'", ""), text)
-    if not math.isfinite(number) or number < 0:
-        raise ValueError(f"not a valid price: {number}")
-    return number
-
-
-def _parse_number(digits: str, text: str) -> float:
-    """``1,299.00`` / ``1.299,00`` / ``12,50`` / ``1,299`` / ``1.299.000``: with both separators the last is
-    the decimal point; one kind repeated, or one comma before exactly three digits, groups thousands."""
-    seps = [c for c in digits if c in ",."]
-    last = max(digits.rfind(","), digits.rfind("."))
-    thousands = len(set(seps)) == 1 and (len(seps) > 1 or (seps[0] == "," and len(digits) - last == 4))
-    whole, frac = (digits, "") if not seps or thousands else (digits[:last], digits[last + 1 :])
-    whole = whole.replace(",", "").replace(".", "")
-    try:
-        return float(f"{whole}.{frac}" if frac else whole)
-    except ValueError:
-        raise ValueError(f"not a price: {text[:40]!r}") from None
 
 
 def _category(raw: Mapping[str, Any], m: ColumnMapping) -> list[str]:
@@ -356,7 +150,7 @@ class Validator:
 
     def accept(self, product: Product, file: str, row: int | None) -> Product | None:
         """Clean ``product`` and check its id, title and price; None (and a fatal reject) if dropped."""
-        pid = _one_line(product.id)
+        pid = one_line(product.id)
         title = clean_line(product.title)
         problem = _problem(pid, title, self._first_seen)
         if problem is not None:
@@ -369,7 +163,7 @@ class Validator:
             product,
             id=pid,
             title=cut(title, "title", TITLE_MAX_CHARS),
-            description=cut(_clean_block(product.description), "description", DESCRIPTION_MAX_CHARS),
+            description=cut(clean_block(product.description), "description", DESCRIPTION_MAX_CHARS),
             category=tuple(p for p in (cut(clean_line(c), "category") for c in product.category) if p),
             attributes={k: cut(v, f"attributes.{k}") for k, v in attributes if k and v},
             image=clean_line(product.image) or None,

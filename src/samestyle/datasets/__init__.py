@@ -1,7 +1,8 @@
 """Adapters for the public datasets in ``../shared/data`` (or ``$SAMESTYLE_DATA``): archives are unpacked
 once into the cache, then turned into samestyle products, query photos, qrels or labelled pairs.
 
-- :mod:`~samestyle.datasets.myntra`: the Myntra fashion catalogue and its fixed train/val/test split.
+- :mod:`~samestyle.datasets.myntra`: the Myntra fashion catalogue and its fixed train/val/test split
+  (the split rule itself: :mod:`~samestyle.datasets.splits`).
 - :mod:`~samestyle.datasets.kagl`: the KAGL text->image and attribute->product ground truth.
 - :mod:`~samestyle.datasets.grocery`: 81 grocery products (iconic image + description) and shelf photos.
 - :mod:`~samestyle.datasets.matching`: labelled same-product offer pairs (Abt-Buy, Amazon-Google, ...).

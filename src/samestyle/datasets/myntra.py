@@ -17,32 +17,27 @@ photo**; the others are left out silently (they are not errors).
 Bad rows become fatal :class:`Reject` s naming the file and the 1-based data row: a wrong number of
 fields, a missing id or title, a repeated id. A non-numeric year is dropped with a non-fatal Reject.
 
-Held-out split (:func:`myntra_split`), fixed and deterministic:
-
-1. Every product in the KAGL text->image ground truth goes to **test** (so the KAGL protocol is always
-   scored on products no model was trained on). With ``groups`` given, every product whose group
-   contains such a product goes to test too.
-2. Every other product: ``b = int(sha1(key.encode("utf-8")).hexdigest(), 16) % 100`` where ``key`` is
-   the product's group (``groups[id]``) or, without groups, its id. ``b < 5``: **val**; ``5 <= b < 10``:
-   **test**; else **train**. So about 5 % val, 5 % test plus the KAGL products, 90 % train.
-
-:func:`load_myntra_split` applies it to the real catalogue with ``groups`` = the normalised title
-(:func:`title_group`: case-folded, whitespace collapsed): the 44k products carry only 31k distinct
-titles, and products sharing a title must not straddle train and test.
+Held-out split: :func:`myntra_split`, fixed and deterministic (the rule is spelled out in
+:mod:`samestyle.datasets.splits`, re-exported here). :func:`load_myntra_split` applies it to the real
+catalogue with ``groups`` = the normalised title (:func:`title_group`: case-folded, whitespace
+collapsed): the 44k products carry only 31k distinct titles, and products sharing a title must not
+straddle train and test.
 """
 
 from __future__ import annotations
 
 import csv
 import gzip
-import hashlib
 import logging
 import os
-from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from samestyle.datasets.archive import dataset_folder, find_archive
+from samestyle.datasets.splits import TEST_BUCKETS as TEST_BUCKETS
+from samestyle.datasets.splits import VAL_BUCKETS as VAL_BUCKETS
+from samestyle.datasets.splits import myntra_split, title_group
 from samestyle.errors import DatasetError
 from samestyle.types import Product, Reject
 
@@ -61,8 +56,6 @@ CATEGORY_COLUMNS = ("masterCategory", "subCategory", "articleType")
 ATTRIBUTE_COLUMNS = ("gender", "baseColour", "season", "year", "usage")
 REQUIRED_COLUMNS = ("id", "productDisplayName", *CATEGORY_COLUMNS, *ATTRIBUTE_COLUMNS)
 _EMPTY = frozenset({"", "nan", "none", "null", "na", "n/a"})
-VAL_BUCKETS = 5
-TEST_BUCKETS = 5
 
 
 def _clean(value: str | None) -> str:
@@ -263,40 +256,6 @@ def build_myntra_catalog(
         workers=workers,
         rejects=rejects,
     )
-
-
-def title_group(title: str) -> str:
-    """The split group of a title: case-folded, whitespace collapsed."""
-    return " ".join(title.casefold().split())
-
-
-def _bucket(key: str) -> int:
-    return int(hashlib.sha1(key.encode("utf-8")).hexdigest(), 16) % 100
-
-
-def myntra_split(
-    ids: Iterable[str], kagl_ids: Collection[str], groups: Mapping[str, str] | None = None
-) -> dict[str, list[str]]:
-    """Split product ids into ``train`` / ``val`` / ``test`` by the fixed rule in the module docstring.
-
-    Args:
-        ids: the product ids (duplicates are kept once; order is preserved within each split).
-        kagl_ids: ids in the KAGL text->image ground truth; always test.
-        groups: optional id -> group key; a group is never split (ids missing here are their own group).
-    """
-    unique = list(dict.fromkeys(ids))
-    groups = groups or {}
-    key = {pid: groups.get(pid, pid) for pid in unique}
-    kagl = set(kagl_ids)
-    test_groups = {key[pid] for pid in unique if pid in kagl}
-    split: dict[str, list[str]] = {"train": [], "val": [], "test": []}
-    for pid in unique:
-        if pid in kagl or key[pid] in test_groups:
-            split["test"].append(pid)
-            continue
-        b = _bucket(key[pid])
-        split["val" if b < VAL_BUCKETS else "test" if b < VAL_BUCKETS + TEST_BUCKETS else "train"].append(pid)
-    return split
 
 
 def load_myntra_split(

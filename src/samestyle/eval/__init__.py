@@ -1,9 +1,12 @@
 """Evaluation: pure metric functions, protocols over given embeddings, and report writing.
 
 ``metrics`` works on score matrices and label vectors; ``protocols`` turns embeddings into
-``dict[str, float]`` results with a ``"primary"`` entry; ``report`` writes ``eval.json`` and ``eval.md``.
+``dict[str, float]`` results with a ``"primary"`` entry (the KAGL ones in ``kagl``, the grouping and
+classification ones in ``grouping``); ``report`` writes ``eval.json`` and ``eval.md``.
 """
 
+from samestyle.eval.grouping import category_scores, mean_f1_grouping, pair_prf
+from samestyle.eval.kagl import kagl_attribute_to_product, kagl_text_to_image, weighted_doc_vectors
 from samestyle.eval.metrics import (
     accuracy,
     average_precision,
@@ -18,18 +21,7 @@ from samestyle.eval.metrics import (
     top_k_dot,
     top_k_indices,
 )
-from samestyle.eval.protocols import (
-    PRIMARY_METRIC,
-    category_scores,
-    group_retrieval,
-    kagl_attribute_to_product,
-    kagl_text_to_image,
-    mean_f1_grouping,
-    pair_prf,
-    same_label_precision,
-    sample100,
-    weighted_doc_vectors,
-)
+from samestyle.eval.protocols import PRIMARY_METRIC, group_retrieval, same_label_precision, sample100
 from samestyle.eval.report import render_markdown, write_report
 
 __all__ = [

@@ -4,20 +4,13 @@ Every result has a ``"primary"`` entry holding the value of the protocol's main 
 that is stands in ``PRIMARY_METRIC`` (protocol name -> metric key) and in each docstring. Counts
 (``n_queries`` ...) are stored as floats so the dict stays ``dict[str, float]``.
 
-KAGL protocols follow the Marqo-FashionCLIP harness (github.com/marqo-ai/marqo-FashionCLIP, read at
-commit fcd6464): ``eval.py`` retrieves only the top ``max(Ks)`` documents (Ks default ``[1, 10]``),
-scores them with ``utils/metrics.py``: BEIR's ``EvaluateRetrieval.evaluate`` (pytrec_eval) for P@k and
-Recall@k, plus its own MRR over that top-10 list divided by the number of queries. So "Recall@k" is
-trec_eval recall, (relevant docs in the top k) / (relevant docs in the qrels), not a hit rate; P@k is
-(relevant in top k) / k; MRR is MRR@10; relevant means grade > 0. ``summarize_results.py`` reports
-AvgRecall = mean(Recall@1, Recall@10) for text-to-image and AvgP = mean(P@1, P@10) for
-category-to-product, our primaries. ``configs/KAGL.json`` uses doc weights image 0.9, text 0.1, and
-``eval.py`` L2-normalises the weighted sum of the (already normalised) field embeddings.
+The KAGL protocols (and their harness notes) are in :mod:`samestyle.eval.kagl`, the grouping and
+classification ones in :mod:`samestyle.eval.grouping`; both are re-exported here.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Hashable, Mapping, Sequence, Sized
+from collections.abc import Callable, Mapping, Sequence
 from types import MappingProxyType
 from typing import Any, Literal
 
@@ -25,12 +18,19 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from samestyle.eval import metrics as M
+from samestyle.eval.arrays import as_matrix, check_len
+from samestyle.eval.grouping import GroupSets as GroupSets
+from samestyle.eval.grouping import category_scores as category_scores
+from samestyle.eval.grouping import mean_f1_grouping as mean_f1_grouping
+from samestyle.eval.grouping import pair_prf as pair_prf
+from samestyle.eval.kagl import kagl_attribute_to_product as kagl_attribute_to_product
+from samestyle.eval.kagl import kagl_text_to_image as kagl_text_to_image
+from samestyle.eval.kagl import weighted_doc_vectors as weighted_doc_vectors
 
 Direction = Literal["i2t", "t2i"]
 # score_fn(query_idx [B], candidate_idx [B, C], direction) -> scores [B, C]; "i2t": the queries' images
 # against the candidates' texts, "t2i": the queries' texts against the candidates' images.
 ScoreFn = Callable[[NDArray[np.int64], NDArray[np.int64], Direction], NDArray[Any]]
-GroupSets = Sequence[Collection[Hashable]] | Mapping[Hashable, Collection[Hashable]]
 
 PRIMARY_METRIC: Mapping[str, str] = MappingProxyType(
     {
@@ -45,20 +45,6 @@ PRIMARY_METRIC: Mapping[str, str] = MappingProxyType(
     }
 )
 _SCORE_BATCH = 256  # query rows per score_fn call in sample100
-
-
-def _matrix(x: ArrayLike, name: str) -> NDArray[np.floating[Any]]:
-    a = np.asarray(x)  # float32 stays float32: no full-size copy of a large gallery
-    if not np.issubdtype(a.dtype, np.floating):
-        a = a.astype(np.float64)
-    if a.ndim != 2:
-        raise ValueError(f"{name} must be a 2-D [N, D] array, got shape {a.shape}")
-    return a
-
-
-def _same_len(n: int, other: Sized, name: str) -> None:
-    if len(other) != n:
-        raise ValueError(f"{name} has {len(other)} entries, expected {n}")
 
 
 def same_label_precision(
@@ -83,8 +69,8 @@ def same_label_precision(
         >>> same_label_precision(np.eye(4), ["a", "a", "b", "b"], k=1)["p@1"]
         0.0
     """
-    x, lab = _matrix(vectors, "vectors"), np.asarray(labels)
-    _same_len(len(x), lab, "labels")
+    x, lab = as_matrix(vectors, "vectors"), np.asarray(labels)
+    check_len(len(x), lab, "labels")
     pool = np.arange(len(x)) if query_pool is None else np.asarray(query_pool, dtype=np.int64)
     q = np.random.default_rng(seed).choice(pool, size=min(n_queries, len(pool)), replace=False)
     p_sum, ranks = 0.0, []
@@ -105,124 +91,6 @@ def same_label_precision(
         "n_queries": float(len(q)),
         "primary": p,
     }
-
-
-def weighted_doc_vectors(
-    image: ArrayLike, text: ArrayLike, weights: tuple[float, float] = (0.9, 0.1)
-) -> NDArray[np.float64]:
-    """``normalize(w_img * image + w_txt * text)``: the Marqo harness's multi-field documents.
-
-    The inputs are used as given (the harness encodes each field with ``normalize=True``); only the
-    weighted sum is L2-normalised, with a 1e-12 floor on the norm as ``torch.nn.functional.normalize``.
-    """
-    a, b = _matrix(image, "image"), _matrix(text, "text")
-    if a.shape != b.shape:
-        raise ValueError(f"image {a.shape} and text {b.shape} vectors must have the same shape")
-    v = weights[0] * a + weights[1] * b
-    return v / np.maximum(np.linalg.norm(v, axis=1, keepdims=True), 1e-12)
-
-
-def _qrels_hits(
-    query_vecs: ArrayLike,
-    doc_vecs: ArrayLike,
-    doc_ids: Sequence[Hashable],
-    qrels: Mapping[Any, Mapping[Any, float]],
-    query_keys: Sequence[Hashable] | None,
-    depth: int,
-) -> tuple[NDArray[np.float64], NDArray[np.float64], int]:
-    """Binary relevance of each qrels query's top ``depth`` docs ``[Q, depth]``, R per query, missing docs."""
-    qv, dv = _matrix(query_vecs, "query_vecs"), _matrix(doc_vecs, "doc_vecs")
-    _same_len(len(dv), doc_ids, "doc_ids")
-    pos = {str(d): i for i, d in enumerate(doc_ids)}  # the harness compares ids as strings
-    if len(pos) != len(dv):
-        raise ValueError("doc_ids contain duplicates")
-    keys = list(qrels)
-    if query_keys is not None:
-        row_of = {key: i for i, key in enumerate(query_keys)}
-        if missing := [key for key in keys if key not in row_of]:
-            raise ValueError(f"qrels queries not in query_keys: {missing[:5]}")
-        rows = [row_of[key] for key in keys]
-    elif all(isinstance(key, int | np.integer) for key in keys):
-        rows = [int(key) for key in keys]  # integer keys are rows of query_vecs
-    elif len(keys) == len(qv):
-        rows = list(range(len(keys)))  # row i is the i-th qrels key, as the harness orders queries
-    else:
-        raise ValueError(f"{len(keys)} qrels queries for {len(qv)} query vectors: pass query_keys")
-    rel_idx: list[list[int]] = []
-    n_rel, n_missing = np.zeros(len(keys)), 0
-    for i, key in enumerate(keys):
-        judged = [str(d) for d, grade in qrels[key].items() if grade > 0]
-        rel_idx.append([pos[d] for d in judged if d in pos])
-        n_rel[i], n_missing = len(judged), n_missing + len(judged) - len(rel_idx[-1])
-    hits = np.zeros((len(keys), depth))
-    for lo, hi in M.iter_row_chunks(len(keys), len(dv)):
-        s = qv[rows[lo:hi]] @ dv.T  # [q, G]
-        rg = M.ranked_gains(s, rel_idx[lo:hi], depth)
-        hits[lo:hi, : rg.shape[1]] = rg
-    return hits, n_rel, n_missing
-
-
-def _first_hit_rr(hits: NDArray[np.float64]) -> float:
-    first = np.where(hits.any(axis=1), hits.argmax(axis=1) + 1.0, np.inf)
-    return float(np.mean(1.0 / first))
-
-
-def kagl_text_to_image(
-    query_vecs: ArrayLike,
-    gallery_vecs: ArrayLike,
-    gallery_ids: Sequence[Hashable],
-    qrels: Mapping[Any, Mapping[Any, float]],
-    query_keys: Sequence[Hashable] | None = None,
-    ks: Sequence[int] = (1, 10),
-) -> dict[str, float]:
-    """KAGL text->image over the full gallery, as the Marqo-FashionCLIP harness scores it (module doc).
-
-    Args:
-        query_vecs: ``[Q, D]`` text vectors. gallery_vecs: ``[G, D]`` image vectors; gallery_ids: ``[G]``.
-        qrels: ``{query: {doc_id: grade}}``; keys are rows of ``query_vecs`` when ints, else named by
-            ``query_keys`` (row i = ``query_keys[i]``) or, without it, in qrels order (the harness's).
-        ks: cut-offs; MRR is cut at ``max(ks)`` like the harness.
-
-    Returns: ``recall@k`` (trec recall), ``hit@k``, ``mrr``, ``avg_recall`` (primary), ``n_queries``,
-    ``n_missing_relevant`` (judged docs absent from the gallery; they still count in recall's R).
-    """
-    depth = max(ks)
-    hits, n_rel, n_missing = _qrels_hits(query_vecs, gallery_vecs, gallery_ids, qrels, query_keys, depth)
-    out: dict[str, float] = {}
-    for k in ks:
-        got = hits[:, :k].sum(axis=1)
-        out[f"recall@{k}"] = float(np.mean(np.where(n_rel > 0, got / np.maximum(n_rel, 1), 0.0)))
-        out[f"hit@{k}"] = float(np.mean(got > 0))
-    out["mrr"] = _first_hit_rr(hits)
-    out["avg_recall"] = float(np.mean([out[f"recall@{k}"] for k in ks]))
-    out.update(n_queries=float(len(hits)), n_missing_relevant=float(n_missing), primary=out["avg_recall"])
-    return out
-
-
-def kagl_attribute_to_product(
-    query_vecs: ArrayLike,
-    doc_vecs: ArrayLike,
-    doc_ids: Sequence[Hashable],
-    qrels: Mapping[Any, Mapping[Any, float]],
-    query_keys: Sequence[Hashable] | None = None,
-    ks: Sequence[int] = (1, 10),
-) -> dict[str, float]:
-    """KAGL attribute-value->product (category, colour, season, usage), Marqo harness definitions.
-
-    Args:
-        query_vecs: ``[V, D]`` one text vector per attribute value. doc_vecs: ``[G, D]``, e.g.
-            ``weighted_doc_vectors(image, text, (0.9, 0.1))``. doc_ids: ``[G]``.
-        qrels: ``{value: {doc_id: grade}}``; query_keys / ks as in ``kagl_text_to_image``.
-
-    Returns: ``p@k`` (relevant in top k / k), ``mrr`` (cut at ``max(ks)``), ``avg_p`` (primary),
-    ``n_queries``.
-    """
-    hits, _, _ = _qrels_hits(query_vecs, doc_vecs, doc_ids, qrels, query_keys, max(ks))
-    out = {f"p@{k}": float(np.mean(hits[:, :k].sum(axis=1) / k)) for k in ks}
-    out["mrr"] = _first_hit_rr(hits)
-    out["avg_p"] = float(np.mean([out[f"p@{k}"] for k in ks]))
-    out.update(n_queries=float(len(hits)), primary=out["avg_p"])
-    return out
 
 
 def _dot_scorer(image: NDArray[Any], text: NDArray[Any]) -> ScoreFn:
@@ -297,10 +165,10 @@ def sample100(
     Returns: ``i2t_r@k``, ``t2i_r@k``, ``sum_r`` (primary, fractions: max 6), ``n_queries`` (per draw),
     ``n_candidates``, ``n_filled`` (mean per draw), ``draws``.
     """
-    img, txt, grp = _matrix(image_vecs, "image_vecs"), _matrix(text_vecs, "text_vecs"), np.asarray(groups)
+    img, txt, grp = as_matrix(image_vecs, "image_vecs"), as_matrix(text_vecs, "text_vecs"), np.asarray(groups)
     if img.shape[0] != txt.shape[0]:
         raise ValueError(f"image_vecs has {len(img)} rows, text_vecs {len(txt)}")
-    _same_len(len(img), grp, "groups")
+    check_len(len(img), grp, "groups")
     n_neg = min(n_negatives, len(img) - 1)
     if n_neg < 1 or draws < 1:
         raise ValueError("sample100 needs at least 2 products and 1 draw")
@@ -350,10 +218,10 @@ def group_retrieval(
     Returns: ``mrr`` (primary), ``r@k``, ``n_queries``, ``n_skipped`` (queries with no relevant gallery
     item, left out of the means).
     """
-    qv, gv = _matrix(query_vecs, "query_vecs"), _matrix(gallery_vecs, "gallery_vecs")
+    qv, gv = as_matrix(query_vecs, "query_vecs"), as_matrix(gallery_vecs, "gallery_vecs")
     qg, gg = np.asarray(query_groups), np.asarray(gallery_groups)
-    _same_len(len(qv), qg, "query_groups")
-    _same_len(len(gv), gg, "gallery_groups")
+    check_len(len(qv), qg, "query_groups")
+    check_len(len(gv), gg, "gallery_groups")
     if exclude_self and len(qv) != len(gv):
         raise ValueError("exclude_self needs the query set to be the gallery (same length)")
     parts = []
@@ -371,81 +239,3 @@ def group_retrieval(
     out = {"mrr": M.mrr(ranks[ok])} | {f"r@{k}": M.recall_at_k(ranks[ok], k) for k in ks}
     out.update(n_queries=float(ok.sum()), n_skipped=float((~ok).sum()), primary=out["mrr"])
     return out
-
-
-def category_scores(
-    y_true: ArrayLike, y_pred: ArrayLike, labels: Sequence[Any] | None = None
-) -> dict[str, float]:
-    """Classification: ``acc`` (primary) and ``macro_f1`` (over ``labels``, default all seen labels)."""
-    acc = M.accuracy(y_true, y_pred)
-    f1 = M.macro_f1(y_true, y_pred, labels)
-    return {"acc": acc, "macro_f1": f1, "n": float(len(np.asarray(y_true))), "primary": acc}
-
-
-def _group_dict(groups: GroupSets) -> dict[Hashable, set[Hashable]]:
-    if isinstance(groups, Mapping):
-        return {key: set(v) for key, v in groups.items()}
-    return {i: set(v) for i, v in enumerate(groups)}
-
-
-def mean_f1_grouping(
-    pred_groups: GroupSets, true_groups: GroupSets, include_self: bool = True
-) -> dict[str, float]:
-    """Shopee metric: mean over items of F1 between the item's predicted and true match sets.
-
-    Per item, F1 = 2 |P & T| / (|P| + |T|). Items are those of ``true_groups``; an item missing from
-    ``pred_groups`` predicts nothing. Given as lists, item i's id is i. With ``include_self`` the item
-    itself is added to both sets (the Shopee truth always holds the posting itself).
-
-    Returns: ``mean_f1`` (primary), ``mean_precision``, ``mean_recall``, ``n_items``.
-
-    Example:
-        >>> mean_f1_grouping([{1}, {0}, set()], [{0, 1}, {0, 1}, {2}])["mean_f1"]
-        1.0
-    """
-    pred, true = _group_dict(pred_groups), _group_dict(true_groups)
-    if not true:
-        raise ValueError("true_groups is empty")
-    f1 = np.zeros(len(true))
-    prec, rec = np.zeros(len(true)), np.zeros(len(true))
-    for i, (item, t) in enumerate(true.items()):
-        p = pred.get(item, set())
-        if include_self:
-            p, t = p | {item}, t | {item}
-        both = len(p & t)
-        f1[i] = 2 * both / (len(p) + len(t)) if p or t else 1.0
-        prec[i] = both / len(p) if p else 0.0
-        rec[i] = both / len(t) if t else 0.0
-    mean = float(f1.mean())
-    return {
-        "mean_f1": mean,
-        "mean_precision": float(prec.mean()),
-        "mean_recall": float(rec.mean()),
-        "n_items": float(len(true)),
-        "primary": mean,
-    }
-
-
-def pair_prf(pred: ArrayLike, truth: ArrayLike) -> dict[str, float]:
-    """Precision, recall, F1 (primary) and accuracy of boolean same-product decisions on labelled pairs.
-
-    Example:
-        >>> pair_prf([True, True, False], [True, False, True])["f1"]
-        0.5
-    """
-    p, t = np.asarray(pred, dtype=bool), np.asarray(truth, dtype=bool)
-    if p.shape != t.shape or p.ndim != 1 or p.size == 0:
-        raise ValueError(f"pred and truth must be non-empty 1-D and equal length, got {p.shape}, {t.shape}")
-    tp = float((p & t).sum())
-    precision = tp / float(p.sum()) if p.any() else 0.0
-    recall = tp / float(t.sum()) if t.any() else 0.0
-    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-    acc = float((p == t).mean())
-    return {
-        "precision": precision,
-        "recall": recall,
-        "f1": f1,
-        "accuracy": acc,
-        "n_pairs": float(p.size),
-        "primary": f1,
-    }

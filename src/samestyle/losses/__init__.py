@@ -4,6 +4,7 @@ A training step is ``terms = unit(anchor, positive, groups)`` then ``total, weig
 the loop back-propagates ``total`` and logs ``terms`` and ``weights`` without knowing their keys.
 """
 
+from samestyle.losses.embeddings import Embeddings
 from samestyle.losses.functional import (
     cosine_hinge,
     group_mask,
@@ -11,7 +12,7 @@ from samestyle.losses.functional import (
     locality_consistency,
     self_distinctiveness,
 )
-from samestyle.losses.unit import DEFAULT_PAIRS, ContrastiveConfig, ContrastiveUnit, Embeddings, parse_pair
+from samestyle.losses.unit import DEFAULT_PAIRS, ContrastiveConfig, ContrastiveUnit, parse_pair
 from samestyle.losses.weighting import (
     WEIGHTINGS,
     AdaptiveWeighting,

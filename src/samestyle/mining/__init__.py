@@ -7,23 +7,11 @@ Example:
     >>> write_pairs(result.pairs, "pairs.parquet")  # doctest: +SKIP
 """
 
-from samestyle.mining.clicklog import (
-    ClickEvent,
-    ClickLogError,
-    EventType,
-    normalize_query,
-    read_click_log,
-    write_click_log,
-)
-from samestyle.mining.miner import (
-    MiningConfig,
-    MiningResult,
-    MiningStats,
-    QueryTokenOverlap,
-    TitleJaccard,
-    mine_pairs,
-)
+from samestyle.mining.clicklog import ClickLogError, normalize_query, read_click_log, write_click_log
+from samestyle.mining.events import ClickEvent, EventType
+from samestyle.mining.miner import MiningConfig, MiningResult, MiningStats, mine_pairs
 from samestyle.mining.pairs import PositivePair, pairs_from_groups, read_pairs, self_pairs, write_pairs
+from samestyle.mining.relevance import QueryTokenOverlap, TitleJaccard
 from samestyle.mining.simulator import GroundTruth, SimulatedLog, SimulatorConfig, simulate_clicks
 
 __all__ = [

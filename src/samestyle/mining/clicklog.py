@@ -7,6 +7,8 @@ optional for cart/order), ``timestamp`` (ISO-8601 string or epoch seconds), and 
 
 A bad row (not JSON, a missing field, an unknown event, a bad position or timestamp) becomes a
 :class:`~samestyle.types.Reject` naming the file, the line and the field; reading goes on.
+The row model (:class:`ClickEvent`, :class:`EventType`) and the validation of one record live in
+:mod:`samestyle.mining.events` and are re-exported here.
 
 Example:
     >>> events, rejects = read_click_log("clicks.jsonl")  # doctest: +SKIP
@@ -17,13 +19,9 @@ from __future__ import annotations
 import gzip
 import json
 import logging
-import math
 import re
 import unicodedata
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass, fields
-from datetime import UTC, datetime
-from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +30,7 @@ import pyarrow.parquet as pq
 
 from samestyle.errors import SamestyleError
 from samestyle.fsio import atomic_path
+from samestyle.mining.events import BadField, ClickEvent, EventType, event_from_record, parse_timestamp
 from samestyle.types import Reject
 
 log = logging.getLogger(__name__)
@@ -57,40 +56,6 @@ class ClickLogError(SamestyleError):
     """A click-log file cannot be read at all (one bad row is a Reject, not an exception)."""
 
 
-class EventType(StrEnum):
-    """What the user did with a product shown for a query."""
-
-    IMPRESSION = "impression"
-    CLICK = "click"
-    CART = "cart"
-    ORDER = "order"
-
-
-@dataclass(frozen=True, slots=True)
-class ClickEvent:
-    """One row of a click log. ``timestamp`` is epoch seconds (UTC); ``position`` is 1-based."""
-
-    session_id: str
-    query: str
-    product_id: str
-    event: EventType
-    timestamp: float
-    position: int | None = None
-    visitor_id: str | None = None
-    variant: str | None = None
-
-    def to_record(self) -> dict[str, Any]:
-        """The row as plain JSON-able data (``event`` as its string)."""
-        return {**{f.name: getattr(self, f.name) for f in fields(self)}, "event": str(self.event)}
-
-
-class _BadField(ValueError):
-    def __init__(self, field: str | None, reason: str) -> None:
-        super().__init__(reason)
-        self.field = field
-        self.reason = reason
-
-
 _NON_WORD = re.compile(r"[^\w]+")
 # join a hyphen/apostrophe next to a one-letter part: t-shirt -> tshirt, men's -> mens (not navy-blue)
 _JOINERS = re.compile(r"(?<=\b\w)['’\-](?=\w)|(?<=\w)['’\-](?=\w\b)")
@@ -105,101 +70,6 @@ def normalize_query(query: str) -> str:
     """
     text = _JOINERS.sub("", unicodedata.normalize("NFKC", query).lower())
     return " ".join(t for t in _NON_WORD.sub(" ", text).replace("_", " ").split() if t)
-
-
-def _text_field(rec: Mapping[str, Any], name: str, *, required: bool, empty_ok: bool = False) -> str | None:
-    """A string (or integer) field, stripped. ``empty_ok``: the key must exist but may be null/empty."""
-    if name not in rec:
-        if required:
-            raise _BadField(name, "missing")
-        return None
-    value = rec[name]
-    if value is None:
-        if empty_ok:
-            return ""
-        if required:
-            raise _BadField(name, "is null")
-        return None
-    if isinstance(value, bool) or not isinstance(value, str | int):
-        raise _BadField(name, f"must be a string, got {type(value).__name__}")
-    text = str(value).strip()
-    if not text and not empty_ok:
-        if required:
-            raise _BadField(name, "is empty")
-        return None
-    return text
-
-
-def parse_timestamp(value: object) -> float:
-    """Epoch seconds from a number or an ISO-8601 string (no zone means UTC). Raises ValueError."""
-    if isinstance(value, datetime):
-        stamp = value if value.tzinfo else value.replace(tzinfo=UTC)
-        return stamp.timestamp()
-    if isinstance(value, bool) or value is None:
-        raise ValueError(f"expected epoch seconds or an ISO-8601 string, got {value!r}")
-    if isinstance(value, int | float):
-        seconds = float(value)
-    elif isinstance(value, str):
-        text = value.strip()
-        try:
-            seconds = float(text)
-        except ValueError:
-            try:
-                stamp = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
-            except ValueError:
-                raise ValueError(f"not ISO-8601 or epoch seconds: {value!r}") from None
-            return stamp.timestamp() if stamp.tzinfo else stamp.replace(tzinfo=UTC).timestamp()
-    else:
-        raise ValueError(f"expected epoch seconds or an ISO-8601 string, got {type(value).__name__}")
-    if not math.isfinite(seconds):
-        raise ValueError(f"timestamp is not finite: {value!r}")
-    return seconds
-
-
-def _position(value: object, event: EventType) -> int | None:
-    if value is None:
-        if event in (EventType.IMPRESSION, EventType.CLICK):
-            raise _BadField("position", f"missing (required for '{event}')")
-        return None
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise _BadField("position", f"must be an integer >= 1, got {value!r}")
-    if isinstance(value, float) and not value.is_integer():
-        raise _BadField("position", f"must be an integer >= 1, got {value!r}")
-    if value < 1:
-        raise _BadField("position", f"must be >= 1, got {value!r}")
-    return int(value)
-
-
-def event_from_record(rec: Mapping[str, Any]) -> ClickEvent:
-    """Validate one row (a mapping) into a :class:`ClickEvent`. Raises ``ValueError`` with ``.field``."""
-    session_id = _text_field(rec, "session_id", required=True)
-    query = _text_field(rec, "query", required=True, empty_ok=True)
-    product_id = _text_field(rec, "product_id", required=True)
-    raw_event = rec.get("event")
-    if raw_event is None:
-        raise _BadField("event", "missing")
-    try:
-        event = EventType(str(raw_event).strip().lower())
-    except ValueError:
-        known = ", ".join(e.value for e in EventType)
-        raise _BadField("event", f"unknown event {raw_event!r} (known: {known})") from None
-    position = _position(rec.get("position"), event)
-    if rec.get("timestamp") is None:
-        raise _BadField("timestamp", "missing")
-    try:
-        timestamp = parse_timestamp(rec["timestamp"])
-    except ValueError as exc:
-        raise _BadField("timestamp", str(exc)) from None
-    return ClickEvent(
-        session_id=session_id or "",
-        query=query or "",
-        product_id=product_id or "",
-        event=event,
-        timestamp=timestamp,
-        position=position,
-        visitor_id=_text_field(rec, "visitor_id", required=False),
-        variant=_text_field(rec, "variant", required=False),
-    )
 
 
 def _is_parquet(path: Path) -> bool:
@@ -243,7 +113,7 @@ def _append(
 ) -> None:
     try:
         events.append(event_from_record(rec))
-    except _BadField as exc:
+    except BadField as exc:
         pid = rec.get("product_id")
         rejects.append(Reject(str(path), row, exc.field, exc.reason, str(pid) if pid is not None else None))
 
