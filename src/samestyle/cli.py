@@ -46,6 +46,42 @@ def _cmd_dataset(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_simulate(args: argparse.Namespace) -> int:
+    from samestyle.catalog.store import read_catalog
+    from samestyle.mining.clicklog import write_click_log
+    from samestyle.mining.simulator import SimulatorConfig, simulate_clicks
+
+    log = simulate_clicks(read_catalog(args.catalog), SimulatorConfig(sessions=args.sessions, seed=args.seed))
+    write_click_log(log.events, args.out)
+    print(f"wrote {len(log.events)} SIMULATED events ({args.sessions} sessions) to {args.out}")
+    return 0
+
+
+def _cmd_mine(args: argparse.Namespace) -> int:
+    from dataclasses import replace
+
+    from samestyle.catalog.store import read_catalog
+    from samestyle.config import parse_override
+    from samestyle.mining.clicklog import read_click_log
+    from samestyle.mining.miner import MiningConfig, mine_pairs
+    from samestyle.mining.pairs import write_pairs
+
+    events, rejects = read_click_log(args.log)
+    try:
+        cfg = replace(MiningConfig(), **dict(parse_override(o) for o in args.set or []))
+    except TypeError as exc:
+        raise ConfigError(f"--set: {exc} (see samestyle.mining.miner.MiningConfig for the keys)") from None
+    result = mine_pairs(events, read_catalog(args.catalog), cfg)
+    write_pairs(result.pairs, args.out)
+    for r in rejects[:10]:
+        print(f"skipped: {r}", file=sys.stderr)
+    print(
+        f"mined {len(result.pairs)} pairs from {len(events)} events ({len(rejects)} bad lines) -> {args.out}"
+    )
+    print(json.dumps(result.stats.to_dict(), indent=2))
+    return 0
+
+
 def _cmd_embed(args: argparse.Namespace) -> int:
     from samestyle.catalog.store import read_catalog
     from samestyle.paths import cache_dir
@@ -194,6 +230,27 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=int, help="only the first N products")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=_cmd_dataset)
+
+    p = sub.add_parser(
+        "simulate-clicks", help="a SIMULATED click log over a catalogue (no real log is available)"
+    )
+    p.add_argument("--catalog", required=True)
+    p.add_argument("--sessions", type=int, default=20000)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", required=True, help="click log to write (.jsonl or .parquet)")
+    p.set_defaults(func=_cmd_simulate)
+
+    p = sub.add_parser("mine", help="click log -> positive pairs under category and relevance constraints")
+    p.add_argument("--catalog", required=True)
+    p.add_argument("--log", required=True, help="click log (.jsonl or .parquet; see docs/click-logs.md)")
+    p.add_argument("--out", required=True, help="pairs.parquet to write")
+    p.add_argument(
+        "--set",
+        action="append",
+        metavar="KEY=VALUE",
+        help="MiningConfig override, e.g. use_category=false, min_similarity=0.4 (repeatable)",
+    )
+    p.set_defaults(func=_cmd_mine)
 
     p = sub.add_parser("embed", help="catalogue -> frozen image/text features (cached, incremental)")
     p.add_argument("--catalog", required=True)

@@ -179,6 +179,57 @@ def test_pipeline_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str])
     assert len(hits) == 4  # text -> joint-image: a cross-modal query through the CLI
 
 
+def test_simulate_and_mine_through_the_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    src = _catalogue(tmp_path)
+    cat = tmp_path / "catalog"
+    _run(
+        capsys,
+        "ingest",
+        str(src),
+        "--out",
+        str(cat),
+        "--column",
+        "id=sku",
+        "--column",
+        "title=name",
+        "--column",
+        "category=cat",
+        "--column",
+        "image=img",
+        "--image-root",
+        str(tmp_path / "img"),
+    )
+    log = tmp_path / "clicks.jsonl"
+    _run(capsys, "simulate-clicks", "--catalog", str(cat), "--sessions", "400", "--out", str(log))
+    with open(log, "a", encoding="utf-8") as fh:
+        fh.write("{not json\n")
+    out = _run(
+        capsys, "mine", "--catalog", str(cat), "--log", str(log), "--out", str(tmp_path / "pairs.parquet")
+    )
+    assert "(1 bad lines)" in out
+    from samestyle.mining.pairs import read_pairs
+
+    pairs = read_pairs(tmp_path / "pairs.parquet")
+    assert pairs and all(p.anchor_id != p.positive_id for p in pairs)
+    assert (
+        main(
+            [
+                "mine",
+                "--catalog",
+                str(cat),
+                "--log",
+                str(log),
+                "--out",
+                str(tmp_path / "p2.parquet"),
+                "--set",
+                "use_categry=false",
+            ]
+        )
+        == 2
+    )
+    assert "use_categry" in capsys.readouterr().err
+
+
 def test_cli_errors_have_no_traceback(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["search", "--index", str(tmp_path / "nope"), "--text", "x"]) == 2
     err = capsys.readouterr().err
