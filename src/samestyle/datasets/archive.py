@@ -15,19 +15,16 @@
 
 from __future__ import annotations
 
-import contextlib
-import hashlib
 import logging
 import os
 import shutil
 import tarfile
 import tempfile
-from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 from samestyle.errors import DatasetError
-from samestyle.fsio import read_json, write_json
+from samestyle.fsio import file_lock, file_sha256, read_json, write_json
 from samestyle.paths import cache_dir, shared_data_dir
 
 log = logging.getLogger(__name__)
@@ -104,15 +101,6 @@ def _check_member_name(member: tarfile.TarInfo, archive: Path) -> None:
         raise DatasetError(f"{archive}: refusing member with a '..' path component '{name}'")
 
 
-def file_sha256(path: Path) -> str:
-    """Hex SHA-256 of a file, read in 1 MiB chunks."""
-    sha = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while chunk := fh.read(_CHUNK):
-            sha.update(chunk)
-    return sha.hexdigest()
-
-
 def _unpack(archive: Path, into: Path, expected_sha: str | None) -> None:
     if expected_sha is not None:
         actual = file_sha256(archive)
@@ -135,22 +123,6 @@ def _unpack(archive: Path, into: Path, expected_sha: str | None) -> None:
         raise DatasetError(
             f"{archive}: cannot unpack ({type(exc).__name__}: {exc}); is it complete?"
         ) from None
-
-
-@contextlib.contextmanager
-def _lock(path: Path) -> Iterator[None]:
-    """An exclusive advisory lock on ``path`` (no-op where ``fcntl`` is missing)."""
-    try:
-        import fcntl
-    except ImportError:  # pragma: no cover - not POSIX
-        yield
-        return
-    with open(path, "a+b") as fh:
-        fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
 
 
 def extract_archive(
@@ -179,7 +151,7 @@ def extract_archive(
     if is_extracted(dest, archive):
         return dest
     base.mkdir(parents=True, exist_ok=True)
-    with _lock(base / f".{name}.lock"):
+    with file_lock(base / f".{name}.lock"):
         if is_extracted(dest, archive):  # another process finished while we waited
             return dest
         for stale in base.glob(f".{name}.*.tmp"):  # left by a run that was killed (we hold the lock)

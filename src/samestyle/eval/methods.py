@@ -15,7 +15,7 @@ import numpy as np
 
 from samestyle.catalog.store import Catalog
 from samestyle.models.cca import CCAMap
-from samestyle.pipeline.embeddings import EmbeddingSet, l2_normalise
+from samestyle.pipeline.embeddings import EmbeddingSet, l2_normalize
 
 
 class Method(Protocol):
@@ -58,7 +58,7 @@ class CCAMethod:
     def items(self) -> dict[str, np.ndarray]:
         img = self._cca.image(self.emb.vectors["image"]) * self.emb.present["image"][:, None]
         txt = self._cca.text(self.emb.vectors["text"])
-        return {"image": img, "text": txt, "fused": l2_normalise(img + txt)}
+        return {"image": img, "text": txt, "fused": l2_normalize(img + txt)}
 
     def queries(self, text_features: np.ndarray) -> np.ndarray | None:
         return self._cca.text(text_features)

@@ -36,8 +36,9 @@ from samestyle.catalog.store import Catalog
 from samestyle.errors import DependencyError, SamestyleError
 from samestyle.features.cache import FeatureCache, Key
 from samestyle.features.extract import _CacheWriter, _image_work, text_sha256
+from samestyle.fsio import file_lock, file_sha256
 from samestyle.models.base import ImageEncoder
-from samestyle.models.image import _file_lock, _is_valid_export, _sha256, _sidecar, available_cores
+from samestyle.models.image import _is_valid_export, _sidecar, available_cores
 from samestyle.models.preprocess import ImageInput, PreprocessConfig
 from samestyle.models.text_towers import MiniLMHiddenStates
 from samestyle.models.towers import input_dim, input_shape
@@ -76,7 +77,7 @@ def _export_lower(kind: str, path: Path) -> None:
             opset_version=OPSET,
             dynamo=False,
         )
-    meta = {"bytes": path.stat().st_size, "sha256": _sha256(path), "opset": OPSET, "kind": kind}
+    meta = {"bytes": path.stat().st_size, "sha256": file_sha256(path), "opset": OPSET, "kind": kind}
     write_json(_sidecar(path), meta)
     logger.info("exported EfficientNet-Lite0 up to %s to %s", kind, path)
 
@@ -86,7 +87,7 @@ def ensure_lower_onnx(kind: str, path: Path | None = None, force: bool = False) 
     path = path or lower_onnx_path(kind)
     if not force and _is_valid_export(path):
         return path
-    with _file_lock(path.with_name(path.name + ".lock")):
+    with file_lock(path.with_name(path.name + ".lock")):
         if force or not _is_valid_export(path):
             _export_lower(kind, path)
     return path

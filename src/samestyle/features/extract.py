@@ -28,6 +28,7 @@ from tqdm import tqdm
 from samestyle.catalog.store import Catalog
 from samestyle.errors import SamestyleError
 from samestyle.features.cache import FeatureCache, Key
+from samestyle.fsio import file_sha256
 from samestyle.models.base import ImageEncoder, TextEncoder
 from samestyle.types import Modality, Product
 
@@ -60,15 +61,6 @@ class FeatureMatrix:
     @property
     def dim(self) -> int:
         return int(self.vectors.shape[1])
-
-
-def file_sha256(path: Path) -> str:
-    """sha256 hex digest of a file's bytes."""
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def text_sha256(text: str) -> str:

@@ -15,20 +15,19 @@ Torch, onnx and onnxruntime are imported inside functions, so importing this mod
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import io
 import logging
 import os
 import warnings
 from abc import abstractmethod
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from samestyle.errors import ConfigError, DependencyError
-from samestyle.fsio import atomic_path, read_json, write_json
+from samestyle.fsio import atomic_path, file_lock, file_sha256, read_json, write_json
 from samestyle.models.base import IMAGE_ENCODERS, ImageEncoder, _batch_size
 from samestyle.models.preprocess import ImageInput, PreprocessConfig
 from samestyle.paths import cache_dir
@@ -89,14 +88,6 @@ def onnx_model_path(root: Path | None = None) -> Path:
     return (root or cache_dir()) / "onnx" / ONNX_FILE
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def _sidecar(path: Path) -> Path:
     return path.with_name(path.name + ".json")
 
@@ -108,26 +99,9 @@ def _is_valid_export(path: Path) -> bool:
         return False
     try:
         meta = read_json(side)
-        return bool(path.stat().st_size == meta["bytes"] and _sha256(path) == meta["sha256"])
+        return bool(path.stat().st_size == meta["bytes"] and file_sha256(path) == meta["sha256"])
     except (OSError, ValueError, KeyError, TypeError):
         return False
-
-
-@contextlib.contextmanager
-def _file_lock(path: Path) -> Iterator[None]:
-    """An exclusive advisory lock on ``path`` (a no-op where ``fcntl`` is missing)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        import fcntl
-    except ImportError:  # Windows: no concurrent-export protection
-        yield
-        return
-    with open(path, "a") as fh:
-        fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
 
 
 def _export(path: Path) -> None:
@@ -149,7 +123,12 @@ def _export(path: Path) -> None:
             opset_version=OPSET,
             dynamo=False,
         )
-    meta = {"bytes": path.stat().st_size, "sha256": _sha256(path), "opset": OPSET, "torch": torch.__version__}
+    meta = {
+        "bytes": path.stat().st_size,
+        "sha256": file_sha256(path),
+        "opset": OPSET,
+        "torch": torch.__version__,
+    }
     write_json(_sidecar(path), meta)
     logger.info("exported EfficientNet-Lite0 to %s (%d bytes)", path, meta["bytes"])
 
@@ -163,7 +142,7 @@ def ensure_onnx_model(path: Path | None = None, force: bool = False) -> Path:
     path = path or onnx_model_path()
     if not force and _is_valid_export(path):
         return path
-    with _file_lock(path.with_name(path.name + ".lock")):
+    with file_lock(path.with_name(path.name + ".lock")):
         if force or not _is_valid_export(path):
             if path.exists():
                 logger.warning("%s: does not match its sidecar; exporting it again", path)

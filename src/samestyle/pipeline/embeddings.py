@@ -10,7 +10,6 @@ Layout (written data files first, ``embeddings.json`` last, each atomically)::
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,25 +18,13 @@ from typing import Any
 import numpy as np
 
 from samestyle.errors import ArtifactError
-from samestyle.fsio import atomic_path, read_json, write_json
+from samestyle.fsio import atomic_path, file_sha256, read_json, write_json
+from samestyle.models.base import l2_normalize
+
+l2_normalise = l2_normalize  # British spelling, kept for callers of the first release
 
 MANIFEST = "embeddings.json"
 FORMAT_VERSION = 1
-
-
-def l2_normalise(x: np.ndarray, eps: float = 1e-12) -> np.ndarray:
-    """Row-wise L2 normalisation; zero rows stay zero."""
-    x = np.asarray(x, dtype=np.float32)
-    norms = np.linalg.norm(x, axis=1, keepdims=True)
-    return np.asarray(x / np.maximum(norms, eps), dtype=np.float32)
-
-
-def _digest(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 @dataclass
@@ -54,7 +41,7 @@ class EmbeddingSet:
         if vectors.shape[0] != len(self.ids):
             raise ArtifactError(f"space '{name}': {vectors.shape[0]} rows for {len(self.ids)} ids")
         mask = np.ones(len(self.ids), bool) if present is None else np.asarray(present, bool)
-        self.vectors[name] = l2_normalise(vectors) * mask[:, None]
+        self.vectors[name] = l2_normalize(vectors) * mask[:, None]
         self.present[name] = mask
         self.encoders[name] = encoder
 
@@ -72,7 +59,7 @@ class EmbeddingSet:
                 "dim": int(mat.shape[1]),
                 "count": int(self.present[name].sum()),
                 "encoder": self.encoders.get(name, ""),
-                "sha256": _digest(out / f"{name}.npy"),
+                "sha256": file_sha256(out / f"{name}.npy"),
             }
         write_json(
             out / MANIFEST,
@@ -93,7 +80,7 @@ class EmbeddingSet:
         ids = json.loads((path / "ids.json").read_text(encoding="utf-8"))
         out = cls(ids=ids, meta=manifest.get("meta", {}))
         for name, info in manifest["spaces"].items():
-            if verify and _digest(path / f"{name}.npy") != info["sha256"]:
+            if verify and file_sha256(path / f"{name}.npy") != info["sha256"]:
                 raise ArtifactError(f"{path / (name + '.npy')}: checksum mismatch; re-run 'samestyle embed'")
             mat = np.load(path / f"{name}.npy")
             if mat.shape != (len(ids), info["dim"]):

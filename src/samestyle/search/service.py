@@ -21,7 +21,7 @@ from samestyle.index.metadata import Filter
 from samestyle.index.product_index import ProductIndex
 from samestyle.models import IMAGE_ENCODERS, TEXT_ENCODERS
 from samestyle.models.base import ImageEncoder, TextEncoder
-from samestyle.pipeline.embeddings import l2_normalise
+from samestyle.pipeline.embeddings import l2_normalize
 from samestyle.types import Hit
 
 
@@ -83,7 +83,7 @@ class SearchService:
         self._load_model()
         kind = tower_input_kind(self._run_cfg.tower)
         if kind == "pooled":
-            return l2_normalise(self._image().encode_images([image]))
+            return l2_normalize(self._image().encode_images([image]))
         from samestyle.features.activations import ActivationExtractor, query_activations
 
         if self._extractor is None:
@@ -111,7 +111,7 @@ class SearchService:
         space = space or self._default_space("image")
         if space.startswith("joint-"):
             return self._project(self._joint_image_input(image), None, "image"), space
-        return l2_normalise(self._image().encode_images([image])), space
+        return l2_normalize(self._image().encode_images([image])), space
 
     def search_text(
         self, text: str, k: int = 10, filter: Filter | None = None, space: str | None = None
@@ -167,7 +167,7 @@ class SearchService:
             raise ConfigError(f"k must be at least 1 (got {k})")
         if space not in self.index.spaces():
             raise ConfigError(f"no space '{space}' in this index (have: {', '.join(self.index.spaces())})")
-        return self.index.search(space, l2_normalise(vec), k, filter=filter)[0]
+        return self.index.search(space, l2_normalize(vec), k, filter=filter)[0]
 
     def describe(self) -> dict[str, Any]:
         return {
