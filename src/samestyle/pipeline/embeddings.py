@@ -21,8 +21,6 @@ from samestyle.errors import ArtifactError
 from samestyle.fsio import atomic_path, file_sha256, read_json, write_json
 from samestyle.models.base import l2_normalize
 
-l2_normalise = l2_normalize  # British spelling, kept for callers of the first release
-
 MANIFEST = "embeddings.json"
 FORMAT_VERSION = 1
 
