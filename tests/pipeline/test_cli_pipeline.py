@@ -236,3 +236,14 @@ def test_cli_errors_have_no_traceback(tmp_path: Path, capsys: pytest.CaptureFixt
     assert err.startswith("error: ") and "Traceback" not in err
     assert main(["train", "--out", str(tmp_path / "r"), "--set", "model.dimm=3"]) == 2
     assert "did you mean 'dim'" in capsys.readouterr().err.lower()
+
+
+def test_demo_without_data_says_where_to_put_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from samestyle import demo
+
+    monkeypatch.setenv("SAMESTYLE_DATA", str(tmp_path / "nowhere"))
+    assert demo.main([]) == 1
+    err = capsys.readouterr().err
+    assert "No dataset found" in err and "SAMESTYLE_DATA" in err and "samestyle ingest" in err
