@@ -6,6 +6,14 @@ needed: training is seeded; the seed is in the config).
 
     .venv/bin/python benchmarks/bench_joint.py --config configs/myntra.toml --variants default,plain-infonce \
         --out benchmarks/results/joint.json
+
+The mined-pairs variants need the pairs files first:
+
+    W=.cache/samestyle/work/myntra
+    .venv/bin/samestyle simulate-clicks --catalog $W/catalog --sessions 20000 --out $W/clicks.jsonl
+    .venv/bin/samestyle mine --catalog $W/catalog --log $W/clicks.jsonl --out $W/pairs-all.parquet
+    .venv/bin/samestyle mine --catalog $W/catalog --log $W/clicks.jsonl --out $W/pairs-none.parquet \
+        --set use_category=false --set use_query_relevance=false --set use_similarity=false
 """
 
 from __future__ import annotations
@@ -42,6 +50,9 @@ VARIANTS: dict[str, list[str]] = {
     ],
     "strong-reg": ["model.dropout=0.3", "train.feature_dropout=0.3", "train.weight_decay=0.2"],
     "small-heads": ["model.hidden=512", "model.dropout=0.3", "train.feature_dropout=0.3"],
+    # pairs mined from a SIMULATED click log (samestyle simulate-clicks + mine), with / without constraints
+    "mined-pairs": ['data.pairs=".cache/samestyle/work/myntra/pairs-all.parquet"'],
+    "mined-pairs-unconstrained": ['data.pairs=".cache/samestyle/work/myntra/pairs-none.parquet"'],
 }
 PROTOCOLS = ("kagl", "sample100", "same-label")
 
