@@ -25,6 +25,8 @@ DIM = 16
 def test_registry_lists_every_backend() -> None:
     assert BACKENDS == ["exact", "faiss-flat", "faiss-hnsw"]
     assert choose_backend(10_000, 256) == "faiss-flat"
+    assert choose_backend(44_439, 1280) == "faiss-flat"  # the full Myntra image space stays exact
+    assert choose_backend(150_000, 1280) == "faiss-hnsw"
     assert choose_backend(1_000_000, 256) == "faiss-hnsw"
 
 
