@@ -50,26 +50,26 @@ def _run(capsys: pytest.CaptureFixture[str], *argv: str) -> str:
     return capsys.readouterr().out
 
 
-def test_pipeline_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    src = _catalogue(tmp_path)
-    cat, emb, idx = tmp_path / "catalog", tmp_path / "emb", tmp_path / "index"
+def _ingest(capsys: pytest.CaptureFixture[str], tmp_path: Path, cat: Path) -> None:
+    """The generated catalogue through ``samestyle ingest`` with a column mapping."""
+    mapping = ["id=sku", "title=name", "category=cat", "image=img"]
+    columns = [arg for m in mapping for arg in ("--column", m)]
     _run(
         capsys,
         "ingest",
-        str(src),
+        str(tmp_path / "products.csv"),
         "--out",
         str(cat),
-        "--column",
-        "id=sku",
-        "--column",
-        "title=name",
-        "--column",
-        "category=cat",
-        "--column",
-        "image=img",
+        *columns,
         "--image-root",
         str(tmp_path / "img"),
     )
+
+
+def test_pipeline_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    _catalogue(tmp_path)
+    cat, emb, idx = tmp_path / "catalog", tmp_path / "emb", tmp_path / "index"
+    _ingest(capsys, tmp_path, cat)
     rejects = (cat / "rejects.csv").read_text(encoding="utf-8")
     assert "products.csv" in rejects and "id" in rejects
     _run(
@@ -180,25 +180,9 @@ def test_pipeline_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str])
 
 
 def test_simulate_and_mine_through_the_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    src = _catalogue(tmp_path)
+    _catalogue(tmp_path)
     cat = tmp_path / "catalog"
-    _run(
-        capsys,
-        "ingest",
-        str(src),
-        "--out",
-        str(cat),
-        "--column",
-        "id=sku",
-        "--column",
-        "title=name",
-        "--column",
-        "category=cat",
-        "--column",
-        "image=img",
-        "--image-root",
-        str(tmp_path / "img"),
-    )
+    _ingest(capsys, tmp_path, cat)
     log = tmp_path / "clicks.jsonl"
     _run(capsys, "simulate-clicks", "--catalog", str(cat), "--sessions", "400", "--out", str(log))
     with open(log, "a", encoding="utf-8") as fh:
