@@ -66,26 +66,32 @@ def _ingest(capsys: pytest.CaptureFixture[str], tmp_path: Path, cat: Path) -> No
     )
 
 
-def test_pipeline_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    _catalogue(tmp_path)
-    cat, emb, idx = tmp_path / "catalog", tmp_path / "emb", tmp_path / "index"
-    _ingest(capsys, tmp_path, cat)
-    rejects = (cat / "rejects.csv").read_text(encoding="utf-8")
-    assert "products.csv" in rejects and "id" in rejects
+def _embed(capsys: pytest.CaptureFixture[str], tmp_path: Path, cat: Path, out: Path, *extra: str) -> None:
+    """``samestyle embed`` with the fake encoders and a cache under ``tmp_path``."""
     _run(
         capsys,
         "embed",
         "--catalog",
         str(cat),
         "--out",
-        str(emb),
+        str(out),
         "--image-encoder",
         "fake",
         "--text-encoder",
         "fake",
         "--cache",
         str(tmp_path / "cache"),
+        *extra,
     )
+
+
+def test_pipeline_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    _catalogue(tmp_path)
+    cat, emb, idx = tmp_path / "catalog", tmp_path / "emb", tmp_path / "index"
+    _ingest(capsys, tmp_path, cat)
+    rejects = (cat / "rejects.csv").read_text(encoding="utf-8")
+    assert "products.csv" in rejects and "id" in rejects
+    _embed(capsys, tmp_path, cat, emb)
     _run(capsys, "index", "--catalog", str(cat), "--embeddings", str(emb), "--out", str(idx))
 
     hits = json.loads(
@@ -156,27 +162,46 @@ def test_pipeline_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str])
     assert metrics["epochs_run"] == 3 and len(metrics["history"]) == 3
 
     emb2, idx2 = tmp_path / "emb2", tmp_path / "index2"
-    _run(
-        capsys,
-        "embed",
-        "--catalog",
-        str(cat),
-        "--out",
-        str(emb2),
-        "--image-encoder",
-        "fake",
-        "--text-encoder",
-        "fake",
-        "--cache",
-        str(tmp_path / "cache"),
-        "--model",
-        str(run),
-    )
+    _embed(capsys, tmp_path, cat, emb2, "--model", str(run))
     _run(capsys, "index", "--catalog", str(cat), "--embeddings", str(emb2), "--out", str(idx2))
+    from samestyle.search.service import SearchService
+
+    service = SearchService.open(idx2)
+    assert service.joint and {"joint-image", "joint-text", "joint-fused"} <= set(service.index.spaces())
     hits = json.loads(
         _run(capsys, "search", "--index", str(idx2), "--text", "blue watch", "--k", "4", "--json")
     )
-    assert len(hits) == 4  # text -> joint-image: a cross-modal query through the CLI
+    expected = service.search_text("blue watch", k=4)  # text -> joint-image: cross-modal through the CLI
+    assert [h["id"] for h in hits] == [h.id for h in expected]
+    assert all("joint-image" in h.scores for h in expected)
+    image = str(tmp_path / "img" / "p1.png")
+    fused = json.loads(
+        _run(
+            capsys,
+            "search",
+            "--index",
+            str(idx2),
+            "--image",
+            image,
+            "--text",
+            "blue shirt",
+            "--k",
+            "3",
+            "--json",
+        )
+    )
+    assert len(fused) == 3  # image + text -> joint-fused
+    assert main(["search", "--index", str(idx), "--image", image, "--text", "x"]) == 2
+    assert "need an index built with a trained model" in capsys.readouterr().err
+    # a frozen space of a joint index is searched with the frozen query vector, as on the frozen index
+    frozen = json.loads(
+        _run(capsys, "search", "--index", str(idx2), "--text", "red shirt", "--space", "text", "--json")
+    )
+    assert frozen == json.loads(_run(capsys, "search", "--index", str(idx), "--text", "red shirt", "--json"))
+    # a product without a usable image: searchable by text, and a clear error in image spaces
+    assert "noimg" in {h["id"] for h in frozen}
+    assert main(["search", "--index", str(idx), "--product-id", "noimg"]) == 2
+    assert "no vector in space 'image'" in capsys.readouterr().err
 
 
 def test_simulate_and_mine_through_the_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
