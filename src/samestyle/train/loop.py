@@ -23,7 +23,8 @@ from samestyle.eval.protocols import sample100
 from samestyle.fsio import atomic_path
 from samestyle.losses.unit import ContrastiveUnit, Embeddings
 from samestyle.losses.weighting import Weighting
-from samestyle.models.joint import JointModel, JointOutput
+from samestyle.models.joint import JointModel
+from samestyle.pipeline.joint import project
 from samestyle.train.data import TrainData, pair_batches
 
 log = logging.getLogger(__name__)
@@ -58,27 +59,14 @@ class TrainState:
     history: list[dict[str, Any]] = field(default_factory=list)
 
 
-def _embed_all(model: JointModel, data: TrainData, batch: int = 512) -> JointOutput:
-    model.eval()
-    parts: dict[str, list[torch.Tensor]] = {"image": [], "text": [], "fused": []}
-    with torch.no_grad():
-        for s in range(0, len(data), batch):
-            sl = slice(s, s + batch)
-            out = model(data.image[sl], data.text[sl], data.image_present[sl])
-            for name in parts:
-                parts[name].append(getattr(out, name))
-    return JointOutput(**{k: torch.cat(v) for k, v in parts.items()})
-
-
 def validate(model: JointModel, data: TrainData, cfg: TrainConfig) -> dict[str, float]:
     """Sample-100 image<->text on the validation products (one draw, fixed seed)."""
-    out = _embed_all(model, data)
-    assert out.image is not None and out.text is not None
     keep = data.image_present.numpy()
+    out = project(model, data.image.numpy(), data.text.numpy(), keep)
     labels = data.labels.get(cfg.val_label, np.zeros(len(data), dtype=str))[keep]
     return sample100(
-        out.image.numpy()[keep],
-        out.text.numpy()[keep],
+        out["image"][keep],
+        out["text"][keep],
         labels,
         n_queries=min(cfg.val_queries, int(keep.sum())),
         draws=1,
