@@ -29,3 +29,7 @@ class DatasetError(SamestyleError):
 
 class DependencyError(SamestyleError):
     """An optional dependency (torch, the weight packages, ...) is not installed."""
+
+
+class NotFoundError(SamestyleError):
+    """A product id, session or other named thing does not exist (HTTP maps it to 404)."""

@@ -115,12 +115,18 @@ class Reject:
 
 @dataclass(frozen=True)
 class Hit:
-    """One search result: the product id, its score and, where known, per-modality similarities."""
+    """One search result: the product id, its score and, where known, why it matched.
+
+    ``scores`` holds per-modality similarities to the query ("image", "text", "fused", or the space
+    searched); ``shared`` the attributes the hit shares with the query product (empty for free queries).
+    """
 
     id: str
     score: float
     scores: Mapping[str, float] = field(default_factory=dict)
     product: Product | None = None
+    shared: Mapping[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "scores", _frozen_mapping(self.scores))  # type: ignore[arg-type]
+        object.__setattr__(self, "shared", _frozen_mapping(self.shared))

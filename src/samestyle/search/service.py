@@ -9,6 +9,8 @@ the index manifest records the encoders' registry keys and the model run.
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -16,13 +18,19 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from samestyle.errors import ConfigError
+from samestyle.errors import ConfigError, NotFoundError
 from samestyle.index.metadata import Filter
 from samestyle.index.product_index import ProductIndex
 from samestyle.models import IMAGE_ENCODERS, TEXT_ENCODERS
 from samestyle.models.base import ImageEncoder, TextEncoder
 from samestyle.pipeline.embeddings import l2_normalize
-from samestyle.types import Hit
+from samestyle.search.compose import NEEDS_TITLE, compose_vectors
+from samestyle.search.dedupe import DedupeConfig, DedupeResult, find_duplicates
+from samestyle.search.explain import explain_hits, family, product_vectors
+from samestyle.search.session import Rocchio, SessionStore
+from samestyle.types import Hit, Product
+
+ImageInput = str | Path | Image.Image
 
 
 @dataclass
@@ -34,9 +42,12 @@ class SearchService:
     image_encoder: ImageEncoder | None = None
     encoder_keys: dict[str, str] = field(default_factory=dict)
     model_run: str | None = None
+    sessions: SessionStore = field(default_factory=SessionStore)
+    rocchio: Rocchio = field(default_factory=Rocchio)
     _model: Any = None
     _run_cfg: Any = None
     _extractor: Any = None
+    _dedupe_cache: dict[Any, DedupeResult] = field(default_factory=dict)
 
     @classmethod
     def open(cls, index_dir: str | Path) -> SearchService:
@@ -117,28 +128,28 @@ class SearchService:
         self, text: str, k: int = 10, filter: Filter | None = None, space: str | None = None
     ) -> list[Hit]:
         vec, space = self.encode_text_query(text, space)
-        return self._search(space, vec, k, filter)
+        return self._search(space, vec, k, filter, {"text": vec[0]} if space.startswith("joint-") else {})
 
     def search_image(
-        self,
-        image: str | Path | Image.Image,
-        k: int = 10,
-        filter: Filter | None = None,
-        space: str | None = None,
+        self, image: ImageInput, k: int = 10, filter: Filter | None = None, space: str | None = None
     ) -> list[Hit]:
         vec, space = self.encode_image_query(image, space)
-        return self._search(space, vec, k, filter)
+        return self._search(space, vec, k, filter, {"image": vec[0]})
 
     def search_image_text(
-        self, image: str | Path | Image.Image, text: str, k: int = 10, filter: Filter | None = None
+        self, image: ImageInput, text: str, k: int = 10, filter: Filter | None = None
     ) -> list[Hit]:
-        """An image plus a text (e.g. a photo and "in white"): fused by the model, searched in joint-fused."""
+        """An image plus a text describing the same product, fused by the model, searched in joint-fused."""
         if not self.joint:
             raise ConfigError("image+text queries need an index built with a trained model (embed --model)")
         txt = self._text().encode_texts([text])
-        return self._search(
-            "joint-fused", self._project(self._joint_image_input(image), txt, "fused"), k, filter
-        )
+        vec = self._project(self._joint_image_input(image), txt, "fused")
+        return self._search("joint-fused", vec, k, filter, {"fused": vec[0]})
+
+    def _product(self, product_id: str) -> Product:
+        if product_id not in self.index:
+            raise NotFoundError(f"product '{product_id}' is not in the index")
+        return self.index.metadata.get([product_id])[0]
 
     def similar(
         self,
@@ -147,27 +158,193 @@ class SearchService:
         space: str | None = None,
         filter: Filter | None = None,
         include_self: bool = False,
+        other_suppliers: bool = False,
     ) -> list[Hit]:
-        """Products closest to a catalogue product in ``space`` (the product itself excluded by default)."""
+        """Products closest to a catalogue product in ``space`` (same style; default joint-fused).
+
+        ``other_suppliers`` leaves out the products of the query's own supplier and ``include_self=False``
+        the product itself, both inside the index search, so ``k`` hits come back whenever ``k`` exist.
+        """
+        product = self._product(product_id)
         space = space or ("joint-fused" if self.joint else "image")
         if space in self.index.spaces() and product_id not in self.index.space(space):
-            where = "in the catalogue" if product_id in self.index else "not in the catalogue"
             raise ConfigError(
-                f"product '{product_id}' has no vector in space '{space}' (it is {where}; a "
-                "product without a usable image has none in image spaces: try --space text)"
+                f"product '{product_id}' has no vector in space '{space}' (a product without a usable "
+                "image has none in image spaces: try --space text)"
             )
+        flt = filter or Filter()
+        drop_ids = set() if include_self else {product_id}
+        drop_suppliers = {product.supplier_id} if other_suppliers and product.supplier_id else set()
+        flt = dataclasses.replace(
+            flt,
+            exclude_ids=flt.exclude_ids | drop_ids,
+            exclude_suppliers=flt.exclude_suppliers | drop_suppliers,
+        )
+        own = product_vectors(self.index, product_id, space)
         vec = self.index.get_vectors(space, [product_id])
-        hits = self._search(space, vec, k + (0 if include_self else 1), filter)
-        if not include_self:
-            hits = [h for h in hits if h.id != product_id]
-        return hits[:k]
+        return self._search(space, vec, k, flt, own, product)
 
-    def _search(self, space: str, vec: np.ndarray, k: int, filter: Filter | None) -> list[Hit]:
+    def compose(
+        self,
+        *,
+        modifier: str,
+        product_id: str | None = None,
+        image: ImageInput | None = None,
+        k: int = 10,
+        method: str = "fused",
+        filter: Filter | None = None,
+        space: str = "joint-image",
+    ) -> list[Hit]:
+        """ "Like this, but <modifier>": a product (by id) or an image moved by a text, searched in ``space``.
+
+        Methods: :data:`samestyle.search.compose.METHODS`. A product query leaves the product itself out.
+        """
+        if not self.joint:
+            raise ConfigError("composed queries need an index built with a trained model (embed --model)")
+        if (product_id is None) == (image is None):
+            raise ConfigError("compose: give exactly one of product_id and image")
+        if not modifier.strip():
+            raise ConfigError("compose: the modifier text is empty")
+        product = None
+        titles = None
+        flt = filter or Filter()
+        if product_id is not None:
+            product = self._product(product_id)
+            frozen = self._product_image_input(product_id)
+            titles = [product.title]
+            flt = dataclasses.replace(flt, exclude_ids=flt.exclude_ids | {product_id})
+        else:
+            assert image is not None
+            if method in NEEDS_TITLE:
+                raise ConfigError(f"composition '{method}' needs a product id (it uses the product's title)")
+            frozen = self._joint_image_input(image)
+        self._load_model()
+        from samestyle.pipeline.joint import project
+
+        vec = compose_vectors(
+            method,
+            lambda i, t: project(self._model, i, t),
+            lambda texts: self._text().encode_texts(texts),
+            frozen,
+            [modifier],
+            titles,
+        )
+        return self._search(space, vec, k, flt, {}, product)
+
+    def _product_image_input(self, product_id: str) -> np.ndarray:
+        """The model's image input for a catalogue product, from the index (pooled towers only)."""
+        from samestyle.models.towers import tower_input_kind
+
+        self._load_model()
+        if tower_input_kind(self._run_cfg.tower) != "pooled":
+            raise ConfigError(
+                "this model's image tower reads backbone activations: compose with the image file"
+            )
+        if "image" not in self.index.spaces() or product_id not in self.index.space("image"):
+            raise ConfigError(f"product '{product_id}' has no image vector to compose from")
+        return self.index.get_vectors("image", [product_id])
+
+    # ---- interactive search ---------------------------------------------------------------------
+    def start_session(
+        self,
+        *,
+        text: str | None = None,
+        image: ImageInput | None = None,
+        product_id: str | None = None,
+        k: int = 10,
+        filter: Filter | None = None,
+    ) -> tuple[str, list[Hit]]:
+        """Open a refinement session from one query; returns its id and the first ``k`` results."""
+        if sum(x is not None for x in (text, image, product_id)) != 1:
+            raise ConfigError("start a session with exactly one of text, image and product_id")
+        seen: set[str] = set()
+        if text is not None:
+            vec, space = self.encode_text_query(text)
+        elif image is not None:
+            vec, space = self.encode_image_query(image)
+        else:
+            assert product_id is not None
+            self._product(product_id)
+            space = "joint-fused" if self.joint else "image"
+            if product_id not in self.index.space(space):
+                space = "joint-text" if self.joint else "text"
+            vec, seen = self.index.get_vectors(space, [product_id]), {product_id}
+        session = self.sessions.create(space, l2_normalize(vec)[0], filter)
+        session.seen |= seen
+        return session.id, self.refine(session.id, k=k)
+
+    def refine(
+        self,
+        session_id: str,
+        liked: Sequence[str] = (),
+        disliked: Sequence[str] = (),
+        k: int = 10,
+        filter: Filter | None = None,
+    ) -> list[Hit]:
+        """Record feedback and return the next ``k`` results, none of them shown before in the session."""
+        session = self.sessions.get(session_id)
+        unknown = [pid for pid in (*liked, *disliked) if pid not in self.index]
+        if unknown:
+            raise NotFoundError(f"feedback names products not in the index: {', '.join(unknown[:5])}")
+        session.feedback(liked, disliked)
+        target = self.index.space(session.space)
+
+        def vecs(ids: list[str]) -> np.ndarray:
+            have = [pid for pid in ids if pid in target]
+            return (
+                self.index.get_vectors(session.space, have) if have else np.zeros((0, target.dim), np.float32)
+            )
+
+        query = self.rocchio.refine(session.query, vecs(session.liked), vecs(session.disliked))
+        flt = filter or session.filter or Filter()
+        flt = dataclasses.replace(flt, exclude_ids=flt.exclude_ids | session.seen)
+        hits = self._search(session.space, query[None], k, flt, {})
+        session.seen.update(h.id for h in hits)
+        session.rounds += 1
+        return hits
+
+    # ---- duplicates -----------------------------------------------------------------------------
+    def duplicates(self, supplier: str | None = None, config: DedupeConfig | None = None) -> DedupeResult:
+        """Duplicate listings in the whole catalogue or one supplier's (cached until the index changes)."""
+        config = config or DedupeConfig()
+        spaces = family("joint-image" if self.joint else "image")
+        key = (supplier, repr(config), len(self.index), self.index.manifest.get("generation"))
+        if key in self._dedupe_cache:
+            return self._dedupe_cache[key]
+        ids = self.index.metadata.ids
+        if supplier:
+            keep = self.index.metadata.mask(Filter(suppliers=frozenset({supplier})))
+            ids = [pid for pid, ok in zip(ids, keep.tolist(), strict=True) if ok]
+        vectors = {}
+        for modality, name in spaces.items():
+            if name not in self.index.spaces() or modality not in config.thresholds:
+                continue
+            target = self.index.space(name)
+            rows = [i for i, pid in enumerate(ids) if pid in target]
+            mat = np.zeros((len(ids), target.dim), np.float32)
+            if rows:
+                mat[rows] = self.index.get_vectors(name, [ids[i] for i in rows])
+            vectors[modality] = mat
+        result = find_duplicates(ids, vectors, config) if ids else DedupeResult([])
+        self._dedupe_cache = {key: result}
+        return result
+
+    def _search(
+        self,
+        space: str,
+        vec: np.ndarray,
+        k: int,
+        filter: Filter | None,
+        query_vectors: dict[str, np.ndarray] | None = None,
+        query_product: Product | None = None,
+    ) -> list[Hit]:
         if k < 1:
             raise ConfigError(f"k must be at least 1 (got {k})")
         if space not in self.index.spaces():
             raise ConfigError(f"no space '{space}' in this index (have: {', '.join(self.index.spaces())})")
-        return self.index.search(space, l2_normalize(vec), k, filter=filter)[0]
+        main = l2_normalize(np.asarray(vec, np.float32).reshape(1, -1))
+        hits = self.index.search(space, main, k, filter=filter)[0]
+        return explain_hits(self.index, hits, space, query_vectors or {}, main[0], query_product)
 
     def describe(self) -> dict[str, Any]:
         return {
