@@ -11,8 +11,10 @@ import logging
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 from samestyle.errors import ConfigError, SamestyleError
+from samestyle.search.compose import METHODS as COMPOSE_METHODS
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -89,16 +91,32 @@ def _cmd_embed(args: argparse.Namespace) -> int:
     from samestyle.pipeline.encoders import build_encoders
 
     catalog = read_catalog(args.catalog)
+    cache = None if args.no_cache else Path(args.cache or cache_dir() / "features")
+    keys = {"image": args.image_encoder, "text": args.text_encoder}
+    if args.engine == "ray":
+        from samestyle.pipeline.ray_engine import embed_catalog_ray
+
+        emb, report = embed_catalog_ray(
+            catalog, args.out, args.image_encoder, args.text_encoder, cache, workers=args.ray_workers,
+            threads_per_worker=args.threads or 1, batch_size=args.batch_size, address=args.ray_address,
+            encoder_keys=keys,
+        )  # fmt: skip
+        print(f"embedded {report.products} products (Ray, {args.ray_workers} workers) in {report.out_dir}")
+        if args.model:
+            from samestyle.train.run import apply_run
+
+            apply_run(args.model, catalog, emb).save(args.out)
+        return 0
     image_enc, text_enc = build_encoders(args.image_encoder, args.text_encoder, threads=args.threads)
     emb, report = embed_catalog(
         catalog,
         args.out,
         image_enc,
         text_enc,
-        None if args.no_cache else Path(args.cache or cache_dir() / "features"),
+        cache,
         batch_size=args.batch_size,
         progress=True,
-        encoder_keys={"image": args.image_encoder, "text": args.text_encoder},
+        encoder_keys=keys,
     )
     if args.model:
         from samestyle.train.run import apply_run
@@ -117,10 +135,27 @@ def _cmd_index(args: argparse.Namespace) -> int:
     from samestyle.pipeline.embeddings import EmbeddingSet
 
     index = build_index(
-        read_catalog(args.catalog), EmbeddingSet.load(args.embeddings), Path(args.out), backend=args.backend
+        read_catalog(args.catalog),
+        EmbeddingSet.load(args.embeddings),
+        Path(args.out),
+        backend=args.backend,
+        catalog_dir=args.catalog,
     )
     print(f"indexed {len(index)} products into {args.out}: spaces {', '.join(index.spaces())}")
     return 0
+
+
+def _hit_record(h: Any) -> dict[str, Any]:
+    p = h.product
+    return {
+        "id": h.id,
+        "score": round(h.score, 6),
+        "title": p.title if p else None,
+        "category": "/".join(p.category) if p else None,
+        "supplier_id": p.supplier_id if p else None,
+        "scores": dict(h.scores),
+        "shared": dict(h.shared),
+    }
 
 
 def _cmd_search(args: argparse.Namespace) -> int:
@@ -129,30 +164,77 @@ def _cmd_search(args: argparse.Namespace) -> int:
 
     if (args.product_id is not None) == (args.text is not None or args.image is not None):
         raise ConfigError("give --text and/or --image, or --product-id")
+    if args.modifier is not None and args.text is not None:
+        raise ConfigError("--modifier composes with --image or --product-id; do not also give --text")
     service = SearchService.open(args.index)
     flt = Filter.parse(args.filter) if args.filter else None
-    if args.text is not None and args.image is not None:
-        hits = service.search_image_text(args.image, args.text, args.k, flt)
+    if args.modifier is not None:
+        hits = service.compose(
+            modifier=args.modifier,
+            product_id=args.product_id,
+            image=args.image,
+            k=args.k,
+            method=args.compose,
+            filter=flt,
+            space=args.space or "joint-image",
+        )
+    elif args.text is not None and args.image is not None:
+        hits = service.search_image_text(
+            args.image, args.text, args.k, flt, space=args.space or "joint-fused"
+        )
     elif args.text is not None:
         hits = service.search_text(args.text, args.k, flt, space=args.space)
     elif args.image is not None:
         hits = service.search_image(args.image, args.k, flt, space=args.space)
     else:
-        hits = service.similar(args.product_id, args.k, space=args.space, filter=flt)
-    if args.json:
-        print(
-            json.dumps(
-                [
-                    {"id": h.id, "score": round(h.score, 6), "title": h.product.title if h.product else None}
-                    for h in hits
-                ],
-                indent=2,
-            )
+        hits = service.similar(
+            args.product_id,
+            args.k,
+            space=args.space,
+            filter=flt,
+            other_suppliers=args.other_suppliers,
+            query_space=args.query_space,
         )
-    else:
-        for rank, h in enumerate(hits, 1):
-            title = h.product.title if h.product else ""
-            print(f"{rank:>3}. {h.score:.4f}  {h.id:<12} {title}")
+    if args.json:
+        print(json.dumps([_hit_record(h) for h in hits], indent=2))
+        return 0
+    for rank, h in enumerate(hits, 1):
+        title = h.product.title if h.product else ""
+        print(f"{rank:>3}. {h.score:.4f}  {h.id:<12} {title}")
+        if args.explain:
+            sims = ", ".join(f"{m} {v:.3f}" for m, v in h.scores.items())
+            shared = ", ".join(f"{k}={v}" for k, v in h.shared.items())
+            print(f"       similarity: {sims}" + (f"; shared: {shared}" if shared else ""))
+    return 0
+
+
+def _cmd_dedupe(args: argparse.Namespace) -> int:
+    from samestyle.search.dedupe import DedupeConfig
+    from samestyle.search.dedupe_io import write_dedupe
+    from samestyle.search.service import SearchService
+
+    thresholds = {}
+    for spec in args.threshold or []:
+        name, _, value = spec.partition("=")
+        try:
+            thresholds[name.strip()] = float(value)
+        except ValueError:
+            raise ConfigError(f"bad --threshold '{spec}': write MODALITY=VALUE, e.g. image=0.9") from None
+    base = DedupeConfig()
+    config = DedupeConfig(
+        thresholds=thresholds or dict(base.thresholds),
+        k=args.k,
+        min_one_margin=args.min_one_margin,
+        blend_k=args.blend_k,
+        max_group=args.max_group,
+    )
+    result = SearchService.open(args.index).duplicates(args.supplier, config)
+    groups_path, links_path = write_dedupe(result, args.out)
+    in_groups = sum(len(g) for g in result.groups)
+    print(
+        f"{len(result.groups)} duplicate groups ({in_groups} listings), {len(result.links)} links: "
+        f"{groups_path}, {links_path}"
+    )
     return 0
 
 
@@ -183,6 +265,68 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     )
     _, md_path = write_report(results, args.out, meta={"method": args.method, "run": args.run})
     print(md_path.read_text(encoding="utf-8"))
+    return 0
+
+
+def _cmd_serve(args: argparse.Namespace) -> int:
+    from samestyle.serve.settings import ServeSettings, VariantSpec
+
+    try:
+        import fastapi  # noqa: F401 - the 'serve' extra
+        import uvicorn
+
+        from samestyle.serve.app import create_app
+        from samestyle.serve.state import open_variants
+    except ImportError as exc:
+        raise ConfigError(
+            f"serve needs the 'serve' extra ({exc.name} is missing): pip install -e '.[serve]'"
+        ) from None
+    variants = tuple(VariantSpec.parse(v) for v in args.variant or [])
+    if not variants and not args.index:
+        raise ConfigError("give --index DIR (or A/B arms with --variant NAME=INDEX_DIR[@SPACE])")
+    settings = ServeSettings(
+        catalog_dir=Path(args.catalog) if args.catalog else None,
+        host=args.host,
+        port=args.port,
+        api_key=ServeSettings.api_key_from_env(),
+        max_k=args.max_k,
+        max_upload_bytes=int(args.max_upload_mb * 1024 * 1024),
+        max_image_pixels=args.max_image_pixels,
+        events_path=Path(args.events) if args.events else None,
+        variants=variants,
+        experiment=args.experiment,
+        warmup=not args.no_warmup,
+    )
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    if args.host not in ("127.0.0.1", "localhost", "::1"):
+        logging.getLogger(__name__).warning("listening on %s: reachable beyond this machine", args.host)
+    app = create_app(open_variants(Path(args.index) if args.index else Path(), settings), settings)
+    print(f"samestyle serving on http://{args.host}:{args.port}/ (API schema at /openapi.json)", flush=True)
+    uvicorn.run(
+        app,
+        host=args.host,
+        port=args.port,
+        log_level="info" if args.verbose else "warning",
+        timeout_keep_alive=args.keep_alive,
+    )
+    return 0
+
+
+def _cmd_ab_report(args: argparse.Namespace) -> int:
+    from samestyle.mining.clicklog import read_click_log
+    from samestyle.serve.abtest import ab_report
+
+    events, rejects = read_click_log(args.log)
+    report = ab_report(events, control=args.control)
+    if args.json:
+        print(json.dumps(report.to_dict(), indent=2))
+    else:
+        print(report.to_markdown())
+    if rejects:
+        print(f"skipped {len(rejects)} bad line(s), first: {rejects[0]}", file=sys.stderr)
     return 0
 
 
@@ -264,6 +408,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--model", help="a trained run folder: also write its joint spaces (joint-image/text/fused)"
     )
+    p.add_argument("--engine", choices=["local", "ray"], default="local", help="local process or Ray Data")
+    p.add_argument("--ray-workers", type=int, default=2, help="--engine ray: encoder actors")
+    p.add_argument("--ray-address", default=None, help="--engine ray: cluster address (default: local Ray)")
     p.set_defaults(func=_cmd_embed)
 
     p = sub.add_parser("index", help="embeddings + catalogue -> searchable index folder")
@@ -308,8 +455,73 @@ def build_parser() -> argparse.ArgumentParser:
         action="append",
         help="category=Apparel/Topwear, attr=baseColour:Red, supplier=S1, price=10..50 (repeatable)",
     )
-    p.add_argument("--json", action="store_true")
+    p.add_argument(
+        "--modifier",
+        help='"like this but ...": a text that moves an --image or --product-id query (e.g. "in white")',
+    )
+    p.add_argument(
+        "--compose",
+        default="auto",
+        choices=["auto", *COMPOSE_METHODS],
+        help="how --modifier composes (auto: delta for --product-id, fused for --image; see docs/search.md)",
+    )
+    p.add_argument(
+        "--other-suppliers",
+        action="store_true",
+        help="with --product-id: leave out the product's own supplier",
+    )
+    p.add_argument(
+        "--query-space",
+        help="with --product-id: which of its vectors queries (e.g. joint-image vs --space joint-text)",
+    )
+    p.add_argument("--explain", action="store_true", help="per-modality similarity and shared attributes")
+    p.add_argument("--json", action="store_true", help="hits as JSON (with scores and shared attributes)")
     p.set_defaults(func=_cmd_search)
+
+    p = sub.add_parser("dedupe", help="group duplicate listings (whole catalogue or one supplier)")
+    p.add_argument("--index", required=True)
+    p.add_argument("--out", required=True, help="groups file to write (.parquet or .csv; links beside it)")
+    p.add_argument("--supplier", help="only this supplier's listings")
+    p.add_argument(
+        "--threshold",
+        action="append",
+        metavar="MODALITY=VALUE",
+        help="match threshold per modality (image, text, fused; repeatable; default 0.9 each)",
+    )
+    p.add_argument("--k", type=int, default=20, help="neighbours per listing")
+    p.add_argument("--min-one-margin", type=float, default=0.05, help="keep-one slack; negative: off")
+    p.add_argument("--blend-k", type=int, default=0, help="neighbourhood blending size (0: off)")
+    p.add_argument("--max-group", type=int, default=50)
+    p.set_defaults(func=_cmd_dedupe)
+
+    p = sub.add_parser("serve", help="HTTP API + web page over an index (127.0.0.1 by default)")
+    p.add_argument("--index", help="index folder (or give A/B arms with --variant)")
+    p.add_argument(
+        "--catalog", help="catalogue folder (images, descriptions); default: the one recorded in the index"
+    )
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--events", help="click log to append impressions/clicks/carts/orders to (.jsonl)")
+    p.add_argument(
+        "--variant",
+        action="append",
+        metavar="NAME=INDEX_DIR[@SPACE]",
+        help="an A/B arm (repeatable; the first is the control); visitors are split by a hash of their id",
+    )
+    p.add_argument("--experiment", default="exp1", help="salt of the visitor hash (new name: new split)")
+    p.add_argument("--max-k", type=int, default=100)
+    p.add_argument("--max-upload-mb", type=float, default=8.0)
+    p.add_argument("--max-image-pixels", type=int, default=25_000_000)
+    p.add_argument("--threads", type=int, default=1, help="torch intra-op threads (0: torch default)")
+    p.add_argument("--no-warmup", action="store_true", help="do not load encoders before answering /readyz")
+    p.add_argument("--keep-alive", type=int, default=30, help="seconds an idle keep-alive connection is kept")
+    p.set_defaults(func=_cmd_serve)
+
+    p = sub.add_parser("ab-report", help="CTR and conversion per A/B variant (95%% CIs) from a click log")
+    p.add_argument("--log", required=True, help="click log written by 'samestyle serve --events'")
+    p.add_argument("--control", help="the baseline variant (default: the first name in sorted order)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=_cmd_ab_report)
     return parser
 
 

@@ -66,17 +66,24 @@ def test_blending_and_calibration_find_noisy_groups() -> None:
     x, g = clusters(noise=0.45, seed=1)
     plain = mean_f1_grouping(item_matches({"image": x}, DedupeConfig({"image": 0.99}, k=20)), true_matches(g))
     tuned, f1 = calibrate({"image": x}, g, DedupeConfig({"image": 0.9}, k=20, blend_k=3))
-    assert f1 == pytest.approx(mean_f1_grouping(item_matches({"image": x}, tuned), true_matches(g))["mean_f1"])
+    assert f1 == pytest.approx(
+        mean_f1_grouping(item_matches({"image": x}, tuned), true_matches(g))["mean_f1"]
+    )
     assert f1 > plain["mean_f1"] + 0.2
 
 
 def test_union_of_modalities_and_link_evidence() -> None:
     img = np.eye(4, dtype=np.float32)[[0, 0, 1, 2]]  # a~b by image
     txt = np.eye(4, dtype=np.float32)[[0, 1, 2, 2]]  # c~d by text
-    result = find_duplicates(["a", "b", "c", "d"], {"image": img, "text": txt}, DedupeConfig(min_one_margin=-1))
+    result = find_duplicates(
+        ["a", "b", "c", "d"], {"image": img, "text": txt}, DedupeConfig(min_one_margin=-1)
+    )
     assert result.groups == [["a", "b"], ["c", "d"]]
     by_pair = {(link.a, link.b): link for link in result.links}
-    assert by_pair["a", "b"].rule == "image:threshold" and by_pair["a", "b"].scores == {"image": 1.0, "text": 0.0}
+    assert by_pair["a", "b"].rule == "image:threshold" and by_pair["a", "b"].scores == {
+        "image": 1.0,
+        "text": 0.0,
+    }
     assert by_pair["c", "d"].rule == "text:threshold"
 
 

@@ -85,8 +85,12 @@ def test_compositions_follow_their_formulas() -> None:
 
 
 def test_shared_attributes_and_category_prefix() -> None:
-    q = Product("q", "t", category=("Apparel", "Topwear", "Shirts"), attributes={"colour": "Red", "season": "Fall"})
-    h = Product("h", "t", category=("Apparel", "Topwear", "Tshirts"), attributes={"colour": "red", "season": "Summer"})
+    q = Product(
+        "q", "t", category=("Apparel", "Topwear", "Shirts"), attributes={"colour": "Red", "season": "Fall"}
+    )
+    h = Product(
+        "h", "t", category=("Apparel", "Topwear", "Tshirts"), attributes={"colour": "red", "season": "Summer"}
+    )
     assert shared_attributes(q, h) == {"colour": "Red", "category": "Apparel/Topwear"}
     assert shared_attributes(None, h) == {}
 

@@ -9,8 +9,8 @@ by ``project(image, text) -> {"image", "text", "fused"}`` (:func:`samestyle.pipe
   own text moves when the modifier is added to it (needs the product's title: product queries only).
 - ``fused-title``: ``fuse(image, title + ", " + modifier)`` (product queries only).
 
-:data:`METHODS` lists them; the default (``fused``) is the one the composed-query benchmark in
-BENCHMARKS.md found best (see "Issue D").
+:data:`METHODS` lists them. On the composed-query benchmark (BENCHMARKS.md, "Issue D") ``delta`` was best
+and ``fused`` the best of those without a title, so ``SearchService.compose``'s "auto" picks those two.
 """
 
 from __future__ import annotations

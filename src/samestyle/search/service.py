@@ -73,7 +73,7 @@ class SearchService:
             self.image_encoder = IMAGE_ENCODERS.build(self.encoder_keys["image"])
         return self.image_encoder
 
-    def _load_model(self) -> Any:
+    def load_model(self) -> Any:
         from samestyle.train.run import load_run
 
         if self._model is None:
@@ -85,13 +85,13 @@ class SearchService:
     def _project(self, image: np.ndarray | None, text: np.ndarray | None, which: str) -> np.ndarray:
         from samestyle.pipeline.joint import project
 
-        return project(self._load_model(), image, text)[which]
+        return project(self.load_model(), image, text)[which]
 
-    def _joint_image_input(self, image: str | Path | Image.Image) -> np.ndarray:
+    def joint_image_input(self, image: str | Path | Image.Image) -> np.ndarray:
         """What the run's image tower reads for a new image: the pooled vector, or cached-kind activations."""
         from samestyle.models.towers import tower_input_kind
 
-        self._load_model()
+        self.load_model()
         kind = tower_input_kind(self._run_cfg.tower)
         if kind == "pooled":
             return l2_normalize(self._image().encode_images([image]))
@@ -121,7 +121,7 @@ class SearchService:
     ) -> tuple[np.ndarray, str]:
         space = space or self._default_space("image")
         if space.startswith("joint-"):
-            return self._project(self._joint_image_input(image), None, "image"), space
+            return self._project(self.joint_image_input(image), None, "image"), space
         return l2_normalize(self._image().encode_images([image])), space
 
     def search_text(
@@ -137,14 +137,19 @@ class SearchService:
         return self._search(space, vec, k, filter, {"image": vec[0]})
 
     def search_image_text(
-        self, image: ImageInput, text: str, k: int = 10, filter: Filter | None = None
+        self,
+        image: ImageInput,
+        text: str,
+        k: int = 10,
+        filter: Filter | None = None,
+        space: str = "joint-fused",
     ) -> list[Hit]:
-        """An image plus a text describing the same product, fused by the model, searched in joint-fused."""
+        """A new product (its image and title) fused by the model, searched in ``space`` (a joint space)."""
         if not self.joint:
             raise ConfigError("image+text queries need an index built with a trained model (embed --model)")
         txt = self._text().encode_texts([text])
-        vec = self._project(self._joint_image_input(image), txt, "fused")
-        return self._search("joint-fused", vec, k, filter, {"fused": vec[0]})
+        vec = self._project(self.joint_image_input(image), txt, "fused")
+        return self._search(space, vec, k, filter, {"fused": vec[0]})
 
     def _product(self, product_id: str) -> Product:
         if product_id not in self.index:
@@ -159,17 +164,24 @@ class SearchService:
         filter: Filter | None = None,
         include_self: bool = False,
         other_suppliers: bool = False,
+        query_space: str | None = None,
     ) -> list[Hit]:
         """Products closest to a catalogue product in ``space`` (same style; default joint-fused).
+
+        ``query_space`` picks which of the product's vectors is the query (default: its vector in
+        ``space``); across joint spaces this is e.g. its image against the gallery's texts.
 
         ``other_suppliers`` leaves out the products of the query's own supplier and ``include_self=False``
         the product itself, both inside the index search, so ``k`` hits come back whenever ``k`` exist.
         """
         product = self._product(product_id)
         space = space or ("joint-fused" if self.joint else "image")
-        if space in self.index.spaces() and product_id not in self.index.space(space):
+        query_space = query_space or space
+        if query_space != space and not (space.startswith("joint-") and query_space.startswith("joint-")):
+            raise ConfigError(f"query space '{query_space}' and space '{space}' must both be joint spaces")
+        if query_space in self.index.spaces() and product_id not in self.index.space(query_space):
             raise ConfigError(
-                f"product '{product_id}' has no vector in space '{space}' (a product without a usable "
+                f"product '{product_id}' has no vector in space '{query_space}' (a product without a usable "
                 "image has none in image spaces: try --space text)"
             )
         flt = filter or Filter()
@@ -181,7 +193,11 @@ class SearchService:
             exclude_suppliers=flt.exclude_suppliers | drop_suppliers,
         )
         own = product_vectors(self.index, product_id, space)
-        vec = self.index.get_vectors(space, [product_id])
+        if query_space not in self.index.spaces():
+            raise ConfigError(
+                f"no space '{query_space}' in this index (have: {', '.join(self.index.spaces())})"
+            )
+        vec = self.index.get_vectors(query_space, [product_id])
         return self._search(space, vec, k, flt, own, product)
 
     def compose(
@@ -191,13 +207,15 @@ class SearchService:
         product_id: str | None = None,
         image: ImageInput | None = None,
         k: int = 10,
-        method: str = "fused",
+        method: str = "auto",
         filter: Filter | None = None,
         space: str = "joint-image",
     ) -> list[Hit]:
         """ "Like this, but <modifier>": a product (by id) or an image moved by a text, searched in ``space``.
 
-        Methods: :data:`samestyle.search.compose.METHODS`. A product query leaves the product itself out.
+        Methods: :data:`samestyle.search.compose.METHODS`, or "auto": ``delta`` for a product (the best
+        on the composed-query benchmark) and ``fused`` for an image (the best of those that need no title).
+        A product query leaves the product itself out.
         """
         if not self.joint:
             raise ConfigError("composed queries need an index built with a trained model (embed --model)")
@@ -205,6 +223,8 @@ class SearchService:
             raise ConfigError("compose: give exactly one of product_id and image")
         if not modifier.strip():
             raise ConfigError("compose: the modifier text is empty")
+        if method == "auto":
+            method = "delta" if product_id is not None else "fused"
         product = None
         titles = None
         flt = filter or Filter()
@@ -217,8 +237,8 @@ class SearchService:
             assert image is not None
             if method in NEEDS_TITLE:
                 raise ConfigError(f"composition '{method}' needs a product id (it uses the product's title)")
-            frozen = self._joint_image_input(image)
-        self._load_model()
+            frozen = self.joint_image_input(image)
+        self.load_model()
         from samestyle.pipeline.joint import project
 
         vec = compose_vectors(
@@ -235,7 +255,7 @@ class SearchService:
         """The model's image input for a catalogue product, from the index (pooled towers only)."""
         from samestyle.models.towers import tower_input_kind
 
-        self._load_model()
+        self.load_model()
         if tower_input_kind(self._run_cfg.tower) != "pooled":
             raise ConfigError(
                 "this model's image tower reads backbone activations: compose with the image file"
@@ -253,15 +273,20 @@ class SearchService:
         product_id: str | None = None,
         k: int = 10,
         filter: Filter | None = None,
+        space: str | None = None,
     ) -> tuple[str, list[Hit]]:
-        """Open a refinement session from one query; returns its id and the first ``k`` results."""
+        """Open a refinement session from one query; returns its id and the first ``k`` results.
+
+        ``space``: where a text or image query searches (default as in :meth:`search_text` /
+        :meth:`search_image`).
+        """
         if sum(x is not None for x in (text, image, product_id)) != 1:
             raise ConfigError("start a session with exactly one of text, image and product_id")
         seen: set[str] = set()
         if text is not None:
-            vec, space = self.encode_text_query(text)
+            vec, space = self.encode_text_query(text, space)
         elif image is not None:
-            vec, space = self.encode_image_query(image)
+            vec, space = self.encode_image_query(image, space)
         else:
             assert product_id is not None
             self._product(product_id)
