@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install -q --upgrade pip
 	# torch first, pinned to the local CPU build, so nothing pulls a CUDA build
 	$(BIN)/python -m pip install -q $(FIND_LINKS) "torch==2.13.0"
-	$(BIN)/python -m pip install -q $(FIND_LINKS) -e ".[models,dev]"
+	$(BIN)/python -m pip install -q $(FIND_LINKS) -e ".[models,dev,serve]"
 	@touch $(STAMP)
 
 install: $(STAMP)

@@ -130,7 +130,7 @@ class SimulatedLog:
     summary: dict[str, Any]
 
 
-class _Engine:
+class QueryEngine:
     """Indexes of the catalogue, the query generator and the cached result pools."""
 
     def __init__(self, catalog: Catalog, cfg: SimulatorConfig, rng: random.Random) -> None:
@@ -213,7 +213,7 @@ class _Engine:
         return self._sample(self.by_leaf[leaf], self.cfg.results)
 
 
-def _session(engine: _Engine, sid: str, visitor: str, variant: str, t: float) -> Iterable[ClickEvent]:
+def _session(engine: QueryEngine, sid: str, visitor: str, variant: str, t: float) -> Iterable[ClickEvent]:
     """The events of one session: per query, impressions of the list, then clicks, carts, orders."""
     cfg, rng = engine.cfg, engine.rng
     for _ in range(rng.randint(1, cfg.queries_per_session)):
@@ -243,7 +243,7 @@ def _session(engine: _Engine, sid: str, visitor: str, variant: str, t: float) ->
         t += rng.expovariate(1 / 45.0)
 
 
-def _truth(engine: _Engine, catalog: Catalog) -> GroundTruth:
+def _truth(engine: QueryEngine, catalog: Catalog) -> GroundTruth:
     relevant = {q: frozenset(ids) for q, ids in engine.relevant.items()}
     queries_of: dict[str, set[str]] = {}
     for q, ids in relevant.items():
@@ -292,7 +292,7 @@ def simulate_clicks(catalog: Catalog, config: SimulatorConfig | None = None) -> 
     if len(cfg.template_weights) != len(cfg.templates):
         raise ConfigError("simulator: template_weights needs one weight per template")
     rng = random.Random(cfg.seed)
-    engine = _Engine(catalog, cfg, rng)
+    engine = QueryEngine(catalog, cfg, rng)
     if not engine.intents:
         fields = sorted({f for t in cfg.templates for f in t})
         raise ConfigError(f"simulator: no product has all the fields of any template ({', '.join(fields)})")
