@@ -210,7 +210,7 @@ def _cmd_search(args: argparse.Namespace) -> int:
 
 def _cmd_dedupe(args: argparse.Namespace) -> int:
     from samestyle.search.dedupe import DedupeConfig
-    from samestyle.search.dedupe_io import write_dedupe
+    from samestyle.search.dedupe_io import read_labels, write_dedupe
     from samestyle.search.service import SearchService
 
     thresholds = {}
@@ -228,7 +228,14 @@ def _cmd_dedupe(args: argparse.Namespace) -> int:
         blend_k=args.blend_k,
         max_group=args.max_group,
     )
-    result = SearchService.open(args.index).duplicates(args.supplier, config)
+    service = SearchService.open(args.index)
+    if args.calibrate:
+        config, f1 = service.calibrate_dedupe(read_labels(args.calibrate), config)
+        chosen = ", ".join(f"{m}={t:.2f}" for m, t in config.thresholds.items())
+        print(
+            f"calibrated on {args.calibrate}: {chosen} (mean per-item F1 {f1:.3f} on the labelled products)"
+        )
+    result = service.duplicates(args.supplier, config)
     groups_path, links_path = write_dedupe(result, args.out)
     in_groups = sum(len(g) for g in result.groups)
     print(
@@ -492,6 +499,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--min-one-margin", type=float, default=0.05, help="keep-one slack; negative: off")
     p.add_argument("--blend-k", type=int, default=0, help="neighbourhood blending size (0: off)")
     p.add_argument("--max-group", type=int, default=50)
+    p.add_argument(
+        "--calibrate",
+        metavar="LABELS.csv",
+        help="tune the thresholds first on labelled products: a CSV with columns product_id,group",
+    )
     p.set_defaults(func=_cmd_dedupe)
 
     p = sub.add_parser("serve", help="HTTP API + web page over an index (127.0.0.1 by default)")

@@ -177,3 +177,21 @@ def test_query_and_gallery_modality_are_chosen_separately(site: Site) -> None:
         service.similar("p2", space="text", query_space="joint-image")
     image = site.root / "img" / "p2.png"
     assert len(service.search_image_text(image, "green shirt", k=3, space="joint-image")) == 3
+
+
+def test_dedupe_thresholds_calibrate_on_labelled_products(site: Site, tmp_path: Path) -> None:
+    labels = tmp_path / "labels.csv"
+    rows = ["product_id,group"] + [f"p{i},{i % 4}" for i in range(0, 48)]  # same colour = same group
+    labels.write_text("\n".join(rows) + "\n", encoding="utf-8")
+    out = tmp_path / "groups.csv"
+    with contextlib.redirect_stdout(io.StringIO()) as printed:
+        assert main(["dedupe", "--index", str(site.index), "--out", str(out), "--threshold", "image=0.5",
+                     "--calibrate", str(labels)]) == 0  # fmt: skip
+    assert "calibrated on" in printed.getvalue() and "image=" in printed.getvalue()
+    service = SearchService.open(site.index)
+    from samestyle.search.dedupe_io import read_labels
+
+    cfg, f1 = service.calibrate_dedupe(read_labels(labels))
+    assert 0.0 < f1 <= 1.0 and set(cfg.thresholds) == {"image", "text"}  # a frozen index has no fused space
+    labels.write_text("product_id,group\np1,a\n,b\n", encoding="utf-8")
+    assert main(["dedupe", "--index", str(site.index), "--out", str(out), "--calibrate", str(labels)]) == 2

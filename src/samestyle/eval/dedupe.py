@@ -34,11 +34,18 @@ import numpy as np
 
 from samestyle.eval.grouping import mean_f1_grouping, pair_prf
 from samestyle.models.lda import LDAProjection
-from samestyle.search.dedupe import DedupeConfig, blend, calibrate, item_matches, true_matches
+from samestyle.search.dedupe import (
+    CALIBRATION_GRID,
+    DedupeConfig,
+    blend,
+    calibrate,
+    item_matches,
+    true_matches,
+)
 
 log = logging.getLogger(__name__)
 
-GRID = tuple(float(t) for t in np.round(np.arange(0.30, 0.99, 0.02), 2))
+GRID = CALIBRATION_GRID
 BLENDS = (0, 2, 3)
 MATCHING_SETS = ("abt-buy", "amazon-google", "walmart-amazon", "wdc")
 

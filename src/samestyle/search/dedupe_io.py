@@ -19,6 +19,38 @@ from samestyle.fsio import atomic_path
 from samestyle.search.dedupe import MODALITIES, DedupeResult
 
 
+def read_labels(path: str | Path) -> dict[str, str]:
+    """Calibration labels: a CSV with columns ``product_id`` and ``group`` (one row per labelled product).
+
+    Raises ConfigError naming the file and row for a missing column, an empty field or a duplicate id.
+    """
+    import csv
+
+    path = Path(path)
+    labels: dict[str, str] = {}
+    try:
+        with open(path, newline="", encoding="utf-8") as fh:
+            reader = csv.DictReader(fh)
+            missing = {"product_id", "group"} - set(reader.fieldnames or [])
+            if missing:
+                raise ConfigError(f"{path}: missing column(s) {sorted(missing)} (have: {reader.fieldnames})")
+            for row_no, row in enumerate(reader, 2):
+                pid, group = (row.get("product_id") or "").strip(), (row.get("group") or "").strip()
+                if not pid or not group:
+                    field = "product_id" if not pid else "group"
+                    raise ConfigError(f"{path} row {row_no}: field '{field}' is empty")
+                if pid in labels:
+                    raise ConfigError(f"{path} row {row_no}: product_id '{pid}' appears twice")
+                labels[pid] = group
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: calibration labels not found") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text ({exc})") from None
+    if len(set(labels.values())) < 2:
+        raise ConfigError(f"{path}: calibration needs products from at least two groups")
+    return labels
+
+
 def links_path(groups_path: str | Path) -> Path:
     path = Path(groups_path)
     return path.with_name(f"{path.stem}.links{path.suffix}")
@@ -62,4 +94,4 @@ def write_dedupe(result: DedupeResult, out: str | Path) -> tuple[Path, Path]:
     return out, links_path(out)
 
 
-__all__ = ["links_path", "write_dedupe"]
+__all__ = ["links_path", "read_labels", "write_dedupe"]
