@@ -7,7 +7,8 @@ Layout::
     <path>/gen-000003/spaces/<name>/...     one saved VectorIndex per space
 
 A save writes ``.gen-N.partial``, renames it to ``gen-N``, then atomically replaces ``manifest.json``
-(:func:`commit`); older generations are deleted only after that.
+(:func:`commit`); older generations are deleted only after that, and not while a reader loads one
+(readers hold a shared ``flock`` on the folder while loading, see :mod:`samestyle.index.locking`).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from typing import Any
 
 from samestyle.errors import ArtifactError
 from samestyle.fsio import read_json, write_json
+from samestyle.index.locking import folder_lock
 
 MANIFEST = "manifest.json"
 SPACES = "spaces"
@@ -77,9 +79,19 @@ def commit(root: Path, partial: Path, name: str, manifest: dict[str, Any]) -> No
     os.rename(partial, root / name)
     fsync_dir(root)
     write_json(root / MANIFEST, manifest)  # the commit point
-    for p in root.iterdir():
-        if _GENERATION.match(p.name) and p.name != name:
-            shutil.rmtree(p, ignore_errors=True)
+    remove_old_generations(root, keep=name)
+
+
+def remove_old_generations(root: Path, keep: str) -> bool:
+    """Delete every generation but ``keep``, unless a reader is loading one (it holds the folder's shared
+    lock): then nothing is deleted now, and the next save tries again. Returns whether it deleted."""
+    with folder_lock(root, shared=False, wait=False) as free:
+        if not free:
+            return False
+        for p in root.iterdir():
+            if _GENERATION.match(p.name) and p.name != keep:
+                shutil.rmtree(p, ignore_errors=True)
+    return True
 
 
 def link_files(src: Path, dest: Path, names: Sequence[str] | None = None) -> bool:

@@ -3,15 +3,24 @@
 :meth:`ProductIndex.save` writes a whole new generation into a hidden ``.gen-N.partial`` folder (spaces
 that did not change are hard-linked, not rewritten), renames it to ``gen-N``, then atomically replaces
 ``manifest.json``; older generations are deleted only after that. A crash at any point leaves a
-manifest that names a complete generation. One writer at a time; readers may open while it saves.
+manifest that names a complete generation. One writer process at a time; readers may open while it
+saves (they hold a shared ``flock`` on the folder while loading, and old generations are not deleted
+under them).
+
+Threads: one ``ProductIndex`` may be searched by many threads while others update it. A readers-writer
+lock makes every public call atomic: a search sees an update (``upsert_products``, ``remove_products``,
+``add_space``, ...) completely or not at all. :meth:`ProductIndex.reading` and :meth:`ProductIndex.writing`
+hold it across several calls.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import re
-from collections.abc import Iterable, Mapping, Sequence
+import threading
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -32,6 +41,7 @@ from samestyle.index.layout import (
     new_generation,
     read_manifest,
 )
+from samestyle.index.locking import ReadWriteLock, folder_lock, write_locked
 from samestyle.index.metadata import METADATA_FILE, MetadataStore
 from samestyle.types import Hit, Product
 
@@ -69,6 +79,8 @@ class ProductIndex:
         }
         self._dirty: set[str] = set()
         self._metadata_dirty = manifest == {}
+        self._lock = ReadWriteLock()
+        self._save_lock = threading.Lock()
 
     # ---- construction -------------------------------------------------------------------------
     @classmethod
@@ -100,12 +112,13 @@ class ProductIndex:
         """Load the index at ``path`` (retrying once if a concurrent save swapped generations)."""
         path = Path(path)
         for attempt in range(3):
-            manifest = read_manifest(path)
-            try:
-                return cls._load(path, manifest)
-            except (ArtifactError, OSError):
-                if attempt == 2 or read_manifest(path).get("generation") == manifest["generation"]:
-                    raise
+            with folder_lock(path, shared=True):  # no generation is deleted while we read one
+                manifest = read_manifest(path)
+                try:
+                    return cls._load(path, manifest)
+                except (ArtifactError, OSError):
+                    if attempt == 2 or read_manifest(path).get("generation") == manifest["generation"]:
+                        raise
         raise AssertionError("unreachable")  # pragma: no cover
 
     @classmethod
@@ -120,15 +133,30 @@ class ProductIndex:
         return index
 
     # ---- reading ------------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def reading(self) -> Iterator[ProductIndex]:
+        """Hold the index for several reads: no update lands in between (updates wait)."""
+        with self._lock.read():
+            yield self
+
+    @contextlib.contextmanager
+    def writing(self) -> Iterator[ProductIndex]:
+        """Hold the index for several updates: readers see all of them or none (searches wait)."""
+        with self._lock.write():
+            yield self
+
     def __len__(self) -> int:
-        return len(self.metadata)
+        with self._lock.read():
+            return len(self.metadata)
 
     def __contains__(self, product_id: object) -> bool:
-        return product_id in self.metadata
+        with self._lock.read():
+            return product_id in self.metadata
 
     def spaces(self) -> list[str]:
         """Names of the vector spaces, sorted."""
-        return sorted(self._spaces)
+        with self._lock.read():
+            return sorted(self._spaces)
 
     def space(self, name: str) -> VectorIndex:
         """The vector index of space ``name``."""
@@ -140,12 +168,19 @@ class ProductIndex:
 
     def get_vectors(self, space: str, ids: Sequence[str]) -> np.ndarray:
         """Stored vectors [N, dim] of ``ids`` in ``space`` (``UnknownIdError`` for an id not in it)."""
-        return self.space(space).get_vectors(ids)
+        with self._lock.read():
+            return self.space(space).get_vectors(ids)
+
+    def get_products(self, ids: Sequence[str]) -> list[Product]:
+        """The products of ``ids`` as the metadata knows them (``UnknownIdError`` for an unknown id)."""
+        with self._lock.read():
+            return self.metadata.get(ids)
 
     @property
     def manifest(self) -> dict[str, Any]:
         """What ``manifest.json`` says about the current state (as it would be written by a save)."""
-        return self._manifest(self._generation)
+        with self._lock.read():
+            return self._manifest(self._generation)
 
     def _manifest(self, generation: str | None) -> dict[str, Any]:
         return {
@@ -182,15 +217,17 @@ class ProductIndex:
         Each :class:`Hit` has ``scores={space: score}`` and, with ``with_products``, the product as the
         metadata knows it (no description or image reference).
         """
-        index = self.space(space)
-        found = index.search(queries, k, self.metadata.select(filter))
-        products: dict[str, Product] = {}
-        if with_products:
-            wanted = list(dict.fromkeys(pid for row in found for pid, _ in row))
-            products = dict(zip(wanted, self.metadata.get(wanted), strict=True))
+        with self._lock.read():
+            index = self.space(space)
+            found = index.search(queries, k, self.metadata.select(filter))
+            products: dict[str, Product] = {}
+            if with_products:
+                wanted = list(dict.fromkeys(pid for row in found for pid, _ in row))
+                products = dict(zip(wanted, self.metadata.get(wanted), strict=True))
         return [[Hit(pid, s, {space: s}, products.get(pid)) for pid, s in row] for row in found]
 
     # ---- writing ------------------------------------------------------------------------------
+    @write_locked
     def add_space(
         self,
         name: str,
@@ -223,11 +260,13 @@ class ProductIndex:
         self._dirty.add(name)
         return index
 
+    @write_locked
     def drop_space(self, name: str) -> None:
         self.space(name)
         del self._spaces[name]
         self._space_meta.pop(name, None)
 
+    @write_locked
     def upsert_products(
         self, products: Iterable[Product], vectors_by_space: Mapping[str, SpaceVectors] | None = None
     ) -> None:
@@ -255,6 +294,7 @@ class ProductIndex:
             index.upsert(ids, vecs, labels=self.metadata.keys_of(ids))
             self._dirty.add(name)
 
+    @write_locked
     def remove_products(self, ids: Iterable[str]) -> int:
         """Remove products from the metadata and every space; returns how many had metadata."""
         ids = list(ids)
@@ -266,16 +306,21 @@ class ProductIndex:
         return removed
 
     def save(self) -> Path:
-        """Write the index atomically (see the module docstring); returns its folder."""
+        """Write the index atomically (see the module docstring); returns its folder.
+
+        Searches go on while it saves; updates wait for it (it holds the read lock), and saves from
+        several threads run one after the other.
+        """
         root = self.path
-        root.mkdir(parents=True, exist_ok=True)
-        name, partial = new_generation(root)
-        previous = root / self._generation if self._generation else None
-        self._write_generation(partial, previous if previous and previous.is_dir() else None)
-        commit(root, partial, name, self._manifest(name))
-        self._generation = name
-        self._dirty.clear()
-        self._metadata_dirty = False
+        with self._save_lock, self._lock.read():
+            root.mkdir(parents=True, exist_ok=True)
+            name, partial = new_generation(root)
+            previous = root / self._generation if self._generation else None
+            self._write_generation(partial, previous if previous and previous.is_dir() else None)
+            commit(root, partial, name, self._manifest(name))
+            self._generation = name
+            self._dirty.clear()
+            self._metadata_dirty = False
         log.info("saved index %s (%s, %d products, spaces %s)", root, name, len(self), self.spaces())
         return root
 
