@@ -12,6 +12,7 @@ from __future__ import annotations
 import codecs
 import csv
 import io
+import zlib
 from collections import deque
 from collections.abc import Iterator
 from typing import IO, TYPE_CHECKING, Any, NamedTuple
@@ -22,6 +23,24 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     from samestyle.catalog.loaders import RowSource
+
+# The csv module refuses fields over 128 KiB by default, which dropped a row with a long (but cuttable)
+# title or description; the validator cuts over-long text itself, so only absurd fields are refused here.
+FIELD_SIZE_LIMIT = 64 * 2**20
+if csv.field_size_limit() < FIELD_SIZE_LIMIT:
+    csv.field_size_limit(FIELD_SIZE_LIMIT)
+
+# What reading a damaged file raises part-way: a truncated or corrupt .gz, or a UTF-16 file cut in the
+# middle of a character (surrogateescape covers bad bytes, not a dangling one).
+STREAM_ERRORS = (EOFError, zlib.error, OSError, UnicodeDecodeError)
+
+
+def stream_reason(exc: BaseException, line: int) -> str:
+    """The reject reason for a compressed file that breaks off after ``line`` lines."""
+    return (
+        f"the file is damaged after line {line} ({type(exc).__name__}: {exc}); the rest of it is lost. "
+        "Re-create the file"
+    )
 
 
 class Line(NamedTuple):
@@ -77,6 +96,11 @@ class Lines:
             line = Line(text, self._number, bad_byte(text))
         self.consumed.append(line)
         return line.text
+
+    @property
+    def line_number(self) -> int:
+        """Physical lines read so far."""
+        return self._number
 
     def push_back(self, lines: list[Line]) -> None:
         self._pending.extendleft(reversed(lines))
@@ -155,6 +179,9 @@ def csv_rows(
                 fields, problem = _next_record(reader, lines, len(header))
             except StopIteration:
                 break
+            except STREAM_ERRORS as exc:  # a truncated .gz: keep the rows read, report the rest
+                source.reject(row + 1, None, stream_reason(exc, lines.line_number))
+                break
             row += 1
             source.rows_seen += 1
             if problem is not None or fields is None:
@@ -172,11 +199,14 @@ def csv_rows(
 
 
 __all__ = [
+    "FIELD_SIZE_LIMIT",
+    "STREAM_ERRORS",
     "Line",
     "Lines",
     "bad_byte",
     "bad_bytes_reason",
     "csv_rows",
     "parse_header",
+    "stream_reason",
     "text_stream",
 ]

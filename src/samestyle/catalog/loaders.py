@@ -23,12 +23,14 @@ from typing import IO, Any, cast
 import pyarrow.parquet as pq
 
 from samestyle.catalog.csvrows import (
+    STREAM_ERRORS,
     Line,
     Lines,
     bad_byte,
     bad_bytes_reason,
     csv_rows,
     parse_header,
+    stream_reason,
     text_stream,
 )
 from samestyle.errors import CatalogError
@@ -130,10 +132,10 @@ def _open_binary(path: Path) -> IO[bytes]:
         if path.suffix.lower() == ".gz":
             gz = gzip.GzipFile(path, "rb")  # returned open; the row iterator closes it
             try:
-                gz.peek(1)  # surface "not a gzip file" now, not mid-iteration
-            except OSError:
+                gz.peek(1)  # surface "not a gzip file" (or one cut short) now, not mid-iteration
+            except (OSError, EOFError) as exc:
                 gz.close()
-                raise
+                raise CatalogError(f"{path}: cannot open catalogue file ({exc})") from None
             return cast(IO[bytes], gz)
         return open(path, "rb")
     except FileNotFoundError:
@@ -194,8 +196,15 @@ def _guess_delimiter(header: str, kind: Format) -> str:
 def _csv_source(fh: IO[bytes], path: Path, kind: Format, encoding: str, delimiter: str | None) -> RowSource:
     lines = Lines(text_stream(fh, encoding))
     source = RowSource(path, kind, (), iter(()), encoding=encoding)
-    first = next(lines, "")
-    if not first.strip() and next(lines, None) is None:
+    try:
+        first = next(lines, "")
+        empty = not first.strip() and next(lines, None) is None
+    except STREAM_ERRORS as exc:
+        fh.close()
+        raise CatalogError(
+            f"{path}: damaged before the end of the header ({exc}); re-create the file"
+        ) from None
+    if empty:
         fh.close()
         source.reject(None, None, "empty file: no header and no rows", fatal=False)
         logger.warning("%s: empty catalogue file", path)
@@ -230,7 +239,16 @@ def _jsonl_row(line: Line, encoding: str) -> dict[str, Any] | str:
 def _jsonl_rows(fh: IO[bytes], source: RowSource) -> Iterator[tuple[int, dict[str, Any]]]:
     with fh:
         text = text_stream(fh, source.encoding)
-        for number, raw in enumerate(text, start=1):
+        number = 0
+        while True:
+            try:
+                raw = text.readline()
+            except STREAM_ERRORS as exc:  # a truncated .gz: keep the rows read, report the rest
+                source.reject(number + 1, None, stream_reason(exc, number))
+                break
+            if not raw:
+                break
+            number += 1
             if not raw.strip():
                 continue
             source.rows_seen += 1
@@ -257,15 +275,27 @@ def _parquet_source(path: Path) -> RowSource:
 
 
 def _parquet_rows(pf: pq.ParquetFile, source: RowSource) -> Iterator[tuple[int, dict[str, Any]]]:
+    """Rows group by group: a damaged row group becomes one fatal reject and the next group is read."""
     row = 0
     try:
-        for batch in pf.iter_batches(batch_size=PARQUET_BATCH_ROWS):
-            for record in batch.to_pylist():
-                row += 1
-                source.rows_seen += 1
-                yield row, record
-    except Exception as exc:  # a damaged row group: report where and stop, keeping what was read
-        raise CatalogError(f"{source.path} after row {row}: cannot read Parquet data ({exc})") from None
+        for group in range(pf.num_row_groups):
+            size = pf.metadata.row_group(group).num_rows
+            try:
+                table = pf.read_row_group(group)
+            except Exception as exc:  # pyarrow raises OSError, ArrowInvalid, ... for damaged data
+                source.rows_seen += size
+                reason = (
+                    f"rows {row + 1}..{row + size}: unreadable Parquet row group {group} "
+                    f"({type(exc).__name__}: {exc}); they are dropped, re-export the file"
+                )
+                source.reject(row + 1, None, reason)
+                row += size
+                continue
+            for batch in table.to_batches(max_chunksize=PARQUET_BATCH_ROWS):
+                for record in batch.to_pylist():
+                    row += 1
+                    source.rows_seen += 1
+                    yield row, record
     finally:
         pf.close()
     if row == 0:

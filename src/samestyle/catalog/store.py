@@ -1,6 +1,9 @@
 """The catalogue on disk: ``catalog.parquet`` + ``rejects.csv`` + ``catalog.json`` in one folder.
 
-Every file is written atomically, metadata last, so a reader never sees a half-written catalogue.
+Every file is written atomically. ``catalog.parquet`` is the commit point: it carries its own metadata
+(the ``catalog.json`` content, in the Parquet schema metadata), so a reader never pairs new products with
+an older ``catalog.json`` (or none) when a writer dies between the two files. ``rejects.csv`` is written
+before it and ``catalog.json``, a readable copy of the metadata, after it.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from samestyle.types import ImageStatus, Product, Reject
 CATALOG_FILE = "catalog.parquet"
 REJECTS_FILE = "rejects.csv"
 META_FILE = "catalog.json"
+META_KEY = b"samestyle.catalog"  # catalog.json's content, inside catalog.parquet's schema metadata
 FORMAT_VERSION = 1
 REJECT_COLUMNS = ("file", "row", "field", "reason", "product_id", "fatal")
 
@@ -156,8 +160,6 @@ def write_catalog(
     ids = [p.id for p in products]
     if len(set(ids)) != len(ids):
         raise ArtifactError(f"{out}: refusing to write a catalogue with duplicate product ids")
-    with atomic_path(out / CATALOG_FILE) as tmp:
-        pq.write_table(products_table(products), tmp)
     write_text(out / REJECTS_FILE, rejects_csv(rejects))
     status_counts: dict[str, int] = {}
     for p in products:
@@ -171,6 +173,10 @@ def write_catalog(
         "image_root": str(Path(image_root).resolve()) if image_root is not None else None,
         "source": source or {},
     }
+    table = products_table(products)
+    table = table.replace_schema_metadata({META_KEY: json.dumps(meta, sort_keys=True, default=str).encode()})
+    with atomic_path(out / CATALOG_FILE) as tmp:
+        pq.write_table(table, tmp)  # the commit point
     write_json(out / META_FILE, meta)
     return out
 
@@ -182,8 +188,12 @@ def read_catalog(path: str | Path) -> Catalog:
     data = folder / CATALOG_FILE
     if not data.exists():
         raise ArtifactError(f"{folder}: no {CATALOG_FILE} here; create one with 'samestyle ingest'")
+    table = pq.read_table(data)
     meta: dict[str, Any] = {}
-    if (folder / META_FILE).exists():
+    embedded = (table.schema.metadata or {}).get(META_KEY)
+    if embedded is not None:  # written with the products: always theirs
+        meta = json.loads(embedded)
+    elif (folder / META_FILE).exists():  # a catalogue written before the metadata moved into the Parquet
         try:
             meta = read_json(folder / META_FILE)
         except json.JSONDecodeError as exc:
@@ -194,7 +204,7 @@ def read_catalog(path: str | Path) -> Catalog:
             f"(this samestyle reads {FORMAT_VERSION}); re-run 'samestyle ingest'"
         )
     root = meta.get("image_root")
-    return Catalog(table_products(pq.read_table(data)), Path(root) if root else None, meta)
+    return Catalog(table_products(table), Path(root) if root else None, meta)
 
 
 __all__ = [

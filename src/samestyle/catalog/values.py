@@ -64,18 +64,27 @@ def parse_price(value: Any) -> float | None:
     """
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return None
-    if isinstance(value, bool):
-        raise ValueError(f"not a price: {value!r}")
+    if isinstance(value, bool | list | tuple | dict):  # "[1.0, 2.0]" would otherwise read as 102.0
+        raise ValueError(f"not a price: {value!r}"[:60])
     if isinstance(value, int | float):
         number = float(value)
     else:
         text = str(value).strip()
         if not text:
             return None
+        try:  # a plain number, scientific notation included ("1.5e3", as spreadsheets export)
+            return _checked(float(text))
+        except ValueError as exc:
+            if "valid price" in str(exc):
+                raise
         match = _PRICE.match(text)
         if match is None:
             raise ValueError(f"not a price: {text[:40]!r}")
         number = _parse_number(match.group(1).replace(" ", "").replace("'", ""), text)
+    return _checked(number)
+
+
+def _checked(number: float) -> float:
     if not math.isfinite(number) or number < 0:
         raise ValueError(f"not a valid price: {number}")
     return number

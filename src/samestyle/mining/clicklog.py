@@ -16,11 +16,13 @@ Example:
 
 from __future__ import annotations
 
+import codecs
 import gzip
 import json
 import logging
 import re
 import unicodedata
+import zlib
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -81,16 +83,33 @@ def _is_parquet(path: Path) -> bool:
     raise ClickLogError(f"{path}: unknown click-log format; name it *.jsonl (optionally .gz) or *.parquet")
 
 
-def _jsonl_rows(path: Path) -> Iterator[tuple[int, bytes]]:
+def _jsonl_rows(path: Path, rejects: list[Reject]) -> Iterator[tuple[int, bytes]]:
+    """``(line number, bytes)``; a compressed file that breaks off part-way ends with a reject (the lines
+    before it are kept), one that is not gzip at all is a :class:`ClickLogError`."""
     opener = gzip.open if path.name.lower().endswith(".gz") else open
+    line_no = 0
     with opener(path, "rb") as fh:
-        yield from enumerate(fh, start=1)
+        while True:
+            try:
+                raw = fh.readline()
+            except (EOFError, zlib.error, OSError) as exc:
+                if line_no == 0:
+                    raise ClickLogError(f"{path}: not a readable gzip file ({exc})") from None
+                reason = f"the file is damaged after line {line_no} ({exc}); the rest of it is lost"
+                rejects.append(Reject(str(path), line_no + 1, None, reason))
+                return
+            if not raw:
+                return
+            line_no += 1
+            if line_no == 1 and raw.startswith(codecs.BOM_UTF8):  # Windows tools start files with one
+                raw = raw[len(codecs.BOM_UTF8) :]
+            yield line_no, raw
 
 
 def _read_jsonl(path: Path) -> tuple[list[ClickEvent], list[Reject]]:
     events: list[ClickEvent] = []
     rejects: list[Reject] = []
-    for line_no, raw in _jsonl_rows(path):
+    for line_no, raw in _jsonl_rows(path, rejects):
         if not raw.strip():
             continue
         try:

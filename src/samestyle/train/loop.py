@@ -150,8 +150,11 @@ class Trainer:
     def fit(self, train: TrainData, val: TrainData, progress: bool = True) -> TrainState:
         torch.set_num_threads(self.cfg.threads)
         start = time.perf_counter()
-        bad_epochs = 0
-        while self.state.epoch < self.cfg.epochs:
+        # epochs since the best one: recomputed from the state, so a resumed run stops where an
+        # uninterrupted one would (and a run that had stopped early stays stopped)
+        bad_epochs = self.state.epoch - self.state.best_epoch if self.state.best_epoch > 0 else 0
+        stopped = self.state.epoch > 0 and bad_epochs >= self.cfg.patience
+        while self.state.epoch < self.cfg.epochs and not stopped:
             self.model.train()
             batches = pair_batches(train, self.cfg.batch_size, self.gen, self.cfg.hard_label)
             sums: dict[str, float] = {}
@@ -203,6 +206,7 @@ class Trainer:
             "opt": self.opt.state_dict(),
             "state": self.state.__dict__,
             "gen": self.gen.get_state(),
+            "torch_rng": torch.get_rng_state(),  # feature dropout draws from it: resume must continue it
         }
         with atomic_path(self.run_dir / "checkpoint.pt") as tmp:
             torch.save(state, tmp)
@@ -218,4 +222,6 @@ class Trainer:
         self.opt.load_state_dict(ckpt["opt"])
         self.state = TrainState(**ckpt["state"])
         self.gen.set_state(ckpt["gen"])
+        if "torch_rng" in ckpt:  # checkpoints written before it was saved resume with a fresh stream
+            torch.set_rng_state(ckpt["torch_rng"])
         return True

@@ -120,11 +120,24 @@ def train_run(
     catalog = read_catalog(cfg.data.catalog)
     emb = EmbeddingSet.load(cfg.data.embeddings)
     split = load_split(cfg.data.split, catalog)
+    for part, need in (("train", 2), ("val", 1)):
+        if len(split.get(part, [])) < need:  # an empty or tiny catalogue: say so, do not crash later
+            raise ConfigError(
+                f"the {part} split of {cfg.data.catalog} has {len(split.get(part, []))} products; training "
+                f"needs at least {need} (use a bigger catalogue, or set data.split to a JSON file with "
+                "'train' and 'val' id lists)"
+            )
     pairs = read_pairs(cfg.data.pairs)
     feats = tower_features(cfg.tower, catalog, emb)
     train = build_train_data(catalog, emb, split["train"], pairs, image_features=feats)
     val = build_train_data(catalog, emb, split["val"], image_features=feats)
     del feats
+    for part, data, need in (("train", train, 1), ("val", val, 2)):
+        if int(data.image_present.sum()) < need:  # e.g. a catalogue whose images are all missing or broken
+            raise ConfigError(
+                f"the {part} split of {cfg.data.catalog} has {int(data.image_present.sum())} products with a "
+                f"usable image; training an image-text model needs at least {need} (see rejects.csv)"
+            )
     write_text(run / "config.toml", dump_toml(cfg))
     write_json(run / "split.json", split)  # the exact id lists: reusable as data.split = "<run>/split.json"
 
