@@ -144,6 +144,30 @@ def test_embeddings_round_trip_and_checksum(tmp_path: Path) -> None:
     back = EmbeddingSet.load(tmp_path / "e", verify=True)
     assert back.ids == ["a", "b", "c"] and back.space("image")[0] == ["a", "c"]
     assert np.allclose(np.linalg.norm(back.vectors["image"], axis=1), [1, 0, 1])
-    np.save(tmp_path / "e" / "image.npy", np.zeros((3, 4), np.float32))  # tampered after the manifest
+    first = sorted(p.name for p in (tmp_path / "e").iterdir())
+    emb.save(tmp_path / "e")  # a second save writes new data files, then the manifest, then drops the old
+    second = sorted(p.name for p in (tmp_path / "e").iterdir())
+    assert len(first) == len(second) and not set(first) & set(second) - {"embeddings.json"}
+    image = next(p for p in (tmp_path / "e").glob("image.*.npy") if ".present." not in p.name)
+    np.save(image, np.zeros((3, 4), np.float32))  # tampered after the manifest
     with pytest.raises(ArtifactError, match="checksum"):
         EmbeddingSet.load(tmp_path / "e", verify=True)
+
+
+def test_embeddings_written_before_the_tags_still_load(tmp_path: Path) -> None:
+    import json
+
+    folder = tmp_path / "old"
+    folder.mkdir()
+    (folder / "ids.json").write_text(json.dumps(["a", "b"]), encoding="utf-8")
+    vecs = np.eye(2, 3, dtype=np.float32)
+    np.save(folder / "text.npy", vecs)
+    np.save(folder / "text.present.npy", np.array([True, True]))
+    from samestyle.fsio import file_sha256
+
+    spaces = {"text": {"dim": 3, "count": 2, "encoder": "enc", "sha256": file_sha256(folder / "text.npy")}}
+    (folder / "embeddings.json").write_text(
+        json.dumps({"format_version": 1, "n": 2, "spaces": spaces, "meta": {}}), encoding="utf-8"
+    )
+    back = EmbeddingSet.load(folder)
+    assert back.ids == ["a", "b"] and np.array_equal(back.vectors["text"], vecs)

@@ -1,16 +1,23 @@
 """The ``emb/`` artifact: one matrix per space, aligned with one id list, plus presence masks.
 
-Layout (written data files first, ``embeddings.json`` last, each atomically)::
+Layout::
 
-    emb/ids.json                 product ids in catalogue order
-    emb/<space>.npy              float32 [N, D], L2-normalised rows (zero rows where absent)
-    emb/<space>.present.npy      bool [N]: False where the product has no such vector (e.g. bad image)
-    emb/embeddings.json          format version, spaces (dim, encoder, count), provenance
+    emb/ids.<tag>.json                product ids in catalogue order
+    emb/<space>.<tag>.npy             float32 [N, D], L2-normalised rows (zero rows where absent)
+    emb/<space>.present.<tag>.npy     bool [N]: False where the product has no such vector (e.g. bad image)
+    emb/embeddings.json               format version, the data file names, spaces (dim, encoder, count,
+                                      sha256), provenance
+
+``embeddings.json`` is the commit point: every save writes its data files under a new ``<tag>`` first
+(each atomically), then replaces the manifest atomically, then deletes the files the old manifest named.
+A process killed at any moment leaves the previous set loadable (or, after the manifest, the new one),
+never new ids beside old vectors. Sets written before the tags (``ids.json``, ``<space>.npy``) still load.
 """
 
 from __future__ import annotations
 
 import json
+import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -46,23 +53,28 @@ class EmbeddingSet:
     def save(self, out_dir: str | Path) -> Path:
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
-        with atomic_path(out / "ids.json") as tmp:
+        old = _data_files(out)
+        tag = secrets.token_hex(4)
+        files = {"ids": f"ids.{tag}.json"}
+        with atomic_path(out / files["ids"]) as tmp:
             tmp.write_text(json.dumps(self.ids), encoding="utf-8")
         spaces: dict[str, Any] = {}
         for name, mat in self.vectors.items():
-            for suffix, arr in ((".npy", mat.astype(np.float32)), (".present.npy", self.present[name])):
-                with atomic_path(out / f"{name}{suffix}") as tmp, open(tmp, "wb") as fh:
+            names = {"vectors": f"{name}.{tag}.npy", "present": f"{name}.present.{tag}.npy"}
+            for key, arr in (("vectors", mat.astype(np.float32)), ("present", self.present[name])):
+                with atomic_path(out / names[key]) as tmp, open(tmp, "wb") as fh:
                     np.save(fh, arr)
             spaces[name] = {
                 "dim": int(mat.shape[1]),
                 "count": int(self.present[name].sum()),
                 "encoder": self.encoders.get(name, ""),
-                "sha256": file_sha256(out / f"{name}.npy"),
+                "sha256": file_sha256(out / names["vectors"]),
+                "files": names,
             }
-        write_json(
-            out / MANIFEST,
-            {"format_version": FORMAT_VERSION, "n": len(self.ids), "spaces": spaces, "meta": self.meta},
-        )
+        manifest = {"format_version": FORMAT_VERSION, "n": len(self.ids), "files": files, "spaces": spaces}
+        write_json(out / MANIFEST, manifest | {"meta": self.meta})  # the commit point
+        for stale in old - _data_files(out):
+            stale.unlink(missing_ok=True)
         return out
 
     @classmethod
@@ -75,18 +87,22 @@ class EmbeddingSet:
             raise ArtifactError(
                 f"{path}: embeddings format {manifest.get('format_version')} is not supported"
             )
-        ids = json.loads((path / "ids.json").read_text(encoding="utf-8"))
+        ids = json.loads(
+            (path / manifest.get("files", {}).get("ids", "ids.json")).read_text(encoding="utf-8")
+        )
+        if len(ids) != manifest.get("n", len(ids)):
+            raise ArtifactError(f"{path}: {len(ids)} ids but the manifest says {manifest['n']}")
         out = cls(ids=ids, meta=manifest.get("meta", {}))
         for name, info in manifest["spaces"].items():
-            if verify and file_sha256(path / f"{name}.npy") != info["sha256"]:
-                raise ArtifactError(f"{path / (name + '.npy')}: checksum mismatch; re-run 'samestyle embed'")
-            mat = np.load(path / f"{name}.npy")
+            names = info.get("files", {"vectors": f"{name}.npy", "present": f"{name}.present.npy"})
+            vec_path = path / names["vectors"]
+            if verify and file_sha256(vec_path) != info["sha256"]:
+                raise ArtifactError(f"{vec_path}: checksum mismatch; re-run 'samestyle embed'")
+            mat = np.load(vec_path)
             if mat.shape != (len(ids), info["dim"]):
-                raise ArtifactError(
-                    f"{path / (name + '.npy')}: shape {mat.shape}, expected {(len(ids), info['dim'])}"
-                )
+                raise ArtifactError(f"{vec_path}: shape {mat.shape}, expected {(len(ids), info['dim'])}")
             out.vectors[name] = mat
-            out.present[name] = np.load(path / f"{name}.present.npy")
+            out.present[name] = np.load(path / names["present"])
             out.encoders[name] = info.get("encoder", "")
         return out
 
@@ -96,3 +112,17 @@ class EmbeddingSet:
             raise ArtifactError(f"no space '{name}' in these embeddings (have: {', '.join(self.vectors)})")
         mask = self.present[name]
         return [i for i, keep in zip(self.ids, mask, strict=True) if keep], self.vectors[name][mask]
+
+
+def _data_files(folder: Path) -> set[Path]:
+    """The data files the current manifest of ``folder`` names (none without a manifest)."""
+    if not (folder / MANIFEST).exists():
+        return set()
+    try:
+        manifest = read_json(folder / MANIFEST)
+    except (ArtifactError, ValueError):
+        return set()
+    files = {manifest.get("files", {}).get("ids", "ids.json")}
+    for name, info in manifest.get("spaces", {}).items():
+        files |= set(info.get("files", {"v": f"{name}.npy", "p": f"{name}.present.npy"}).values())
+    return {folder / f for f in files}
