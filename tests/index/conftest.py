@@ -36,3 +36,36 @@ def make_data(
 @pytest.fixture
 def data() -> Callable[..., tuple[np.ndarray, np.ndarray]]:
     return make_data
+
+
+@pytest.fixture(scope="session")
+def pg_dsn(tmp_path_factory: pytest.TempPathFactory):
+    """A throwaway PostgreSQL 16 + pgvector server (pgserver) for the whole session; its DSN is exported
+    as ``SAMESTYLE_PG_DSN`` so ``INDEX_BACKENDS.build("pgvector", ...)`` uses it. As root, pgserver runs
+    PostgreSQL as the unprivileged system user ``pgserver`` (created if missing). Stopped and deleted at
+    the end. Skips only when pgserver / psycopg are missing or the server cannot start here."""
+    import os
+
+    try:
+        import pgserver
+        import psycopg  # noqa: F401
+    except ImportError as exc:
+        pytest.skip(f"pgvector tests need pgserver and psycopg ({exc}); run 'make install'")
+    server, error = None, None
+    for _ in range(2):  # a second try: a start can time out on a heavily loaded machine
+        try:
+            server = pgserver.get_server(tmp_path_factory.mktemp("pgdata"), cleanup_mode="delete")
+            dsn = server.get_uri()
+            break
+        except Exception as exc:  # any start failure means "cannot run here"
+            error = exc
+    if server is None:
+        pytest.skip(f"pgserver could not start PostgreSQL on this machine (twice): {error}")
+    old = os.environ.get("SAMESTYLE_PG_DSN")
+    os.environ["SAMESTYLE_PG_DSN"] = dsn
+    yield dsn
+    if old is None:
+        os.environ.pop("SAMESTYLE_PG_DSN", None)
+    else:
+        os.environ["SAMESTYLE_PG_DSN"] = old
+    server.cleanup()
