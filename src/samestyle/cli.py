@@ -258,6 +258,20 @@ def _cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_pretrain(args: argparse.Namespace) -> int:
+    from samestyle.config import load_config
+    from samestyle.pretrain.run import pretrain_run
+    from samestyle.pretrain.train import PretrainConfig
+
+    cfg = load_config(PretrainConfig, args.config, args.set or [])
+    metrics = pretrain_run(cfg, args.out)
+    last = metrics["history"][-1]["loss"] if metrics["history"] else {}
+    losses = ", ".join(f"{k} {v:.3f}" for k, v in last.items())
+    took = f"{metrics['steps']} steps, {metrics['train_seconds']:.0f}s"
+    print(f"pre-trained {args.out}: {took}; last epoch {losses}")
+    return 0
+
+
 def _cmd_eval(args: argparse.Namespace) -> int:
     from samestyle.eval.report import write_report
     from samestyle.eval.runner import run_myntra_eval
@@ -435,6 +449,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="run folder (config.toml, model.safetensors, metrics.json)")
     p.add_argument("--resume", action="store_true", help="continue from the run's checkpoint.pt")
     p.set_defaults(func=_cmd_train)
+
+    p = sub.add_parser("pretrain", help="pre-train the Kaleido-BERT-style cross-encoder on a product subset")
+    p.add_argument("--config", help="a TOML pretrain config (see configs/pretrain.toml)")
+    p.add_argument(
+        "--set", action="append", metavar="KEY=VALUE", help="override, e.g. train.epochs=1 (repeatable)"
+    )
+    p.add_argument("--out", required=True, help="run folder (config.toml, model.safetensors, metrics.json)")
+    p.set_defaults(func=_cmd_pretrain)
 
     p = sub.add_parser("eval", help="score a method on the held-out Myntra protocols (JSON + Markdown)")
     p.add_argument("--catalog", required=True)

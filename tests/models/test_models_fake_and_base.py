@@ -135,8 +135,13 @@ def test_one_method_is_enough_for_a_new_image_encoder(colour_images: list[Image.
 
 
 def test_registries_know_the_names() -> None:
-    assert IMAGE_ENCODERS.names() == ["efficientnet-lite0", "efficientnet-lite0-torch", "fake"]
-    assert TEXT_ENCODERS.names() == ["fake", "minilm"]
+    assert IMAGE_ENCODERS.names() == [
+        "efficientnet-lite0",
+        "efficientnet-lite0-bf16",
+        "efficientnet-lite0-torch",
+        "fake",
+    ]
+    assert TEXT_ENCODERS.names() == ["fake", "minilm", "minilm-bf16", "minilm-onnx", "minilm-onnx-int8"]
     assert isinstance(IMAGE_ENCODERS.build("fake", dim=4), FakeImageEncoder)
     assert TEXT_ENCODERS.build("fake").dim == 32
     with pytest.raises(UnknownComponentError, match="minilm"):

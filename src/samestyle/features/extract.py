@@ -8,7 +8,8 @@ changing products costs only the new work.
 Images are decoded and preprocessed by a small thread pool one batch ahead of inference (Pillow releases
 the GIL while decoding and resizing). Measured on a shared 2-core VM with 60x80 thumbnails (decode +
 preprocess ~2.3 ms an image, ONNX ~9 ms at one thread): 2 decode threads gave 186 vs 110 products/s
-with 2 ONNX threads (medians of 3; noisy) and 107 vs 103 with 1, so it stays on (``decode_workers=2``).
+with 2 ONNX threads (medians of 3; noisy) and 107 vs 103 with 1, so it stays on (one decode thread per
+core by default).
 A product with no usable image (status not ok/unchecked, or a file that fails to open now) gets a zero
 row and ``present=False``, with a warning naming it: never a crash.
 """
@@ -196,7 +197,7 @@ def extract_features(
     batch_size: int = 64,
     progress: bool = True,
     *,
-    decode_workers: int = 2,
+    decode_workers: int | None = None,
     flush_rows: int = 4096,
 ) -> FeatureMatrix:
     """Vectors of every catalogue product for one encoder, reusing and filling ``cache``.
@@ -207,7 +208,8 @@ def extract_features(
         cache: a ``FeatureCache`` for this encoder (``cache.encoder_name == encoder.name``), or None.
         batch_size: inference batch size.
         progress: show a tqdm bar (products/s) on stderr.
-        decode_workers: image decode threads running one batch ahead of inference; 0 decodes inline.
+        decode_workers: image decode threads running one batch ahead of inference; 0 decodes inline;
+            None: one per available core.
         flush_rows: new vectors are written to the cache every this many rows (and at the end), so an
             interrupted run keeps most of its work.
 
@@ -220,6 +222,10 @@ def extract_features(
         raise ValueError(
             f"cache is for {cache.encoder_name!r} (dim {cache.dim}), encoder is {encoder.name!r}"
         )
+    if decode_workers is None:
+        from samestyle.models.image import available_cores
+
+        decode_workers = available_cores()
     pool = ThreadPoolExecutor(decode_workers, "decode") if decode_workers > 0 else None
     try:
         if isinstance(encoder, ImageEncoder):
