@@ -171,3 +171,9 @@ def test_embeddings_written_before_the_tags_still_load(tmp_path: Path) -> None:
     )
     back = EmbeddingSet.load(folder)
     assert back.ids == ["a", "b"] and np.array_equal(back.vectors["text"], vecs)
+
+
+def test_an_all_zero_vector_is_marked_absent_not_indexed(tmp_path: Path) -> None:
+    emb = EmbeddingSet(ids=["a", "b", "c"])
+    emb.add_space("text", np.array([[1.0, 0], [0, 0], [0, 2.0]]), None, "enc")
+    assert emb.present["text"].tolist() == [True, False, True] and emb.space("text")[0] == ["a", "c"]

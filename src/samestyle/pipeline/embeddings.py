@@ -17,6 +17,7 @@ never new ids beside old vectors. Sets written before the tags (``ids.json``, ``
 from __future__ import annotations
 
 import json
+import logging
 import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,6 +28,8 @@ import numpy as np
 from samestyle.errors import ArtifactError
 from samestyle.fsio import atomic_path, file_sha256, read_json, write_json
 from samestyle.models.base import l2_normalize
+
+log = logging.getLogger(__name__)
 
 MANIFEST = "embeddings.json"
 FORMAT_VERSION = 1
@@ -45,7 +48,14 @@ class EmbeddingSet:
     def add_space(self, name: str, vectors: np.ndarray, present: np.ndarray | None, encoder: str) -> None:
         if vectors.shape[0] != len(self.ids):
             raise ArtifactError(f"space '{name}': {vectors.shape[0]} rows for {len(self.ids)} ids")
-        mask = np.ones(len(self.ids), bool) if present is None else np.asarray(present, bool)
+        mask = np.ones(len(self.ids), bool) if present is None else np.asarray(present, bool).copy()
+        zero = mask & ~(np.linalg.norm(np.asarray(vectors, np.float64), axis=1) > 0)
+        if zero.any():  # an all-zero vector has no direction: absent, not a broken index
+            first = self.ids[int(np.flatnonzero(zero)[0])]
+            log.warning(
+                "space '%s': %d all-zero vector(s) marked absent (e.g. '%s')", name, zero.sum(), first
+            )
+            mask &= ~zero
         self.vectors[name] = l2_normalize(vectors) * mask[:, None]
         self.present[name] = mask
         self.encoders[name] = encoder
