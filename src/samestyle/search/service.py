@@ -154,7 +154,7 @@ class SearchService:
     def _product(self, product_id: str) -> Product:
         if product_id not in self.index:
             raise NotFoundError(f"product '{product_id}' is not in the index")
-        return self.index.metadata.get([product_id])[0]
+        return self.index.get_products([product_id])[0]
 
     def similar(
         self,
@@ -339,7 +339,8 @@ class SearchService:
         if supplier:
             keep = self.index.metadata.mask(Filter(suppliers=frozenset({supplier})))
             ids = [pid for pid, ok in zip(ids, keep.tolist(), strict=True) if ok]
-        vectors = self.dedupe_vectors(ids, config)
+        with self.index.reading():
+            vectors = self.dedupe_vectors(ids, config)
         result = find_duplicates(ids, vectors, config) if ids else DedupeResult([])
         self._dedupe_cache = {key: result}
         return result
@@ -389,8 +390,9 @@ class SearchService:
         if space not in self.index.spaces():
             raise ConfigError(f"no space '{space}' in this index (have: {', '.join(self.index.spaces())})")
         main = l2_normalize(np.asarray(vec, np.float32).reshape(1, -1))
-        hits = self.index.search(space, main, k, filter=filter)[0]
-        return explain_hits(self.index, hits, space, query_vectors or {}, main[0], query_product)
+        with self.index.reading():  # the hits and their explanations from one state of the index
+            hits = self.index.search(space, main, k, filter=filter)[0]
+            return explain_hits(self.index, hits, space, query_vectors or {}, main[0], query_product)
 
     def describe(self) -> dict[str, Any]:
         return {

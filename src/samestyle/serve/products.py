@@ -63,7 +63,7 @@ class ProductStore:
         if product is not None:
             return product
         if product_id in index:
-            return index.metadata.get([product_id])[0]
+            return index.get_products([product_id])[0]
         raise NotFoundError(f"no product with id '{product_id}' in the catalogue")
 
     def has_image(self, product_id: str) -> bool:
