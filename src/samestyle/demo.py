@@ -118,16 +118,18 @@ def _queries(service: SearchService, catalog: Catalog, idx_dir: Path) -> None:
     )
     query = next(p for p in catalog if p.has_image and "Tshirt" in p.title)
     _show(
-        f'image + text: the photo of {query.id} ({query.title}) + "in white"',
-        service.search_image_text(catalog.image_path(query) or "", "white", k=5),
+        f'like {query.id} ({query.title}), but "in white" (composed query)',
+        service.compose(modifier="in white", product_id=query.id, k=5),
     )
     query = next(p for p in catalog if p.has_image and "Kurta" in p.title)
     _show(f"same-style products to {query.id} ({query.title}), image+text", service.similar(query.id, k=5))
     print(f"""
-Query further (the index holds frozen and joint spaces; see --space):
-  .venv/bin/samestyle search --index {idx_dir} --text "black leather wallet" --k 10
-  .venv/bin/samestyle search --index {idx_dir} --image path/to/photo.jpg --text "in red"
+Query further (the index holds frozen and joint spaces; see --space and docs/search.md):
+  .venv/bin/samestyle search --index {idx_dir} --text "black leather wallet" --k 10 --explain
+  .venv/bin/samestyle search --index {idx_dir} --image path/to/photo.jpg --modifier "in red"
   .venv/bin/samestyle search --index {idx_dir} --product-id {query.id} --filter attr=baseColour:Red
+  .venv/bin/samestyle dedupe --index {idx_dir} --out duplicates.csv
+  .venv/bin/samestyle serve --index {idx_dir}        # the web page at http://127.0.0.1:8000/
 """)
 
 
