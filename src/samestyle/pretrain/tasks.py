@@ -1,0 +1,250 @@
+"""Self-supervised pre-training tasks, one small class each (Kaleido-BERT / FashionBERT).
+
+A step builds one ``Batch`` of ``2B`` rows (B matching pairs, then B mismatched ones), lets every task
+``corrupt`` it in ``TASK_ORDER`` (recording its targets), runs the encoder once, and asks each task for
+its ``loss``. Every corruption is applied to *all* rows, so the matching head cannot use "was this input
+corrupted" as a shortcut; text-dependent losses (MLM) use the matching rows only.
+
+Tasks here: ``ImageTextMatching`` (negatives: another product of the same sub-category, drawn by the
+sampler), ``MaskedLanguageModel`` (random or alignment-guided masking), ``MaskedPatchModel`` (FashionBERT
+MPM, any scale), ``Jigsaw`` (2x2 patch permutation), ``Camouflage`` (one 3x3 patch from another product)
+and ``BlankToColor`` (masked 5x5 patches, feature regression). Rotation and grey-to-colour need features
+of rotated / grey images, which the cached maps do not have: they are not implemented.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from samestyle.pretrain.model import Encoded
+from samestyle.pretrain.patches import scale_slices
+
+
+@dataclass
+class Batch:
+    """Inputs (mutated by ``corrupt``), labels and per-task targets of one step.
+
+    ``tokens [N, T]``, ``patches [N, P, D]`` float32, ``align [N, T]`` token-patch alignment,
+    ``match [N]`` float (1 for a matching pair), masks ``[N, T]`` / ``[N, P]`` bool.
+    """
+
+    tokens: Tensor
+    patches: Tensor
+    align: Tensor
+    match: Tensor
+    text_masked: Tensor = field(init=False)
+    patch_masked: Tensor = field(init=False)
+    targets: dict[str, Tensor] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.text_masked = torch.zeros_like(self.tokens, dtype=torch.bool)
+        self.patch_masked = torch.zeros(self.patches.shape[:2], dtype=torch.bool)
+
+
+class Task(nn.Module):
+    """One pre-training task: its head, its input corruption and its loss."""
+
+    name = "task"
+
+    def corrupt(self, batch: Batch, gen: torch.Generator) -> None:
+        """Change ``batch`` inputs in place and store targets under ``batch.targets``; default nothing."""
+
+    def loss(self, enc: Encoded, batch: Batch) -> Tensor:
+        raise NotImplementedError
+
+
+class ImageTextMatching(Task):
+    """Binary matching on [CLS]; ``score`` is the logit used for re-ranking."""
+
+    name = "itm"
+
+    def __init__(self, width: int) -> None:
+        super().__init__()
+        self.head = nn.Linear(width, 1)
+
+    def score(self, enc: Encoded) -> Tensor:
+        return self.head(enc.cls).squeeze(-1)  # [N]
+
+    def loss(self, enc: Encoded, batch: Batch) -> Tensor:
+        return F.binary_cross_entropy_with_logits(self.score(enc), batch.match)
+
+
+def gumbel_topk_mask(scores: Tensor, counts: Tensor, gen: torch.Generator) -> Tensor:
+    """``[N, T]`` bool: per row ``counts[n]`` positions drawn without replacement, P ~ softmax(scores).
+
+    ``-inf`` scores are never drawn (and reduce a row's count to its number of finite scores).
+    """
+    u = torch.rand(scores.shape, generator=gen).clamp(1e-9, 1 - 1e-9)
+    keys = scores - torch.log(-torch.log(u))  # Gumbel-top-k = sampling without replacement
+    rank = keys.argsort(dim=1, descending=True).argsort(dim=1)  # [N, T] rank of each position
+    return (rank < counts[:, None]) & torch.isfinite(scores)
+
+
+class MaskedLanguageModel(Task):
+    """MLM over the local vocabulary; ``guided`` masks tokens with P ~ softmax(alignment / tau).
+
+    Args:
+        width, vocab: sizes. ratio: fraction of each title's tokens masked (at least one).
+        guided: alignment-guided (Kaleido-BERT AGM) instead of uniform random masking.
+        tau: temperature of the guided draw (small: the most aligned tokens almost always).
+    """
+
+    name = "mlm"
+
+    def __init__(self, width: int, vocab: int, ratio: float = 0.15, guided: bool = False, tau: float = 0.05):
+        super().__init__()
+        self.head = nn.Sequential(
+            nn.Linear(width, width), nn.GELU(), nn.LayerNorm(width), nn.Linear(width, vocab)
+        )
+        self.ratio, self.guided, self.tau = ratio, guided, tau
+
+    def corrupt(self, batch: Batch, gen: torch.Generator) -> None:
+        real = batch.tokens > 0
+        counts = (real.sum(1).float() * self.ratio).round().clamp(min=1).long()
+        scores = batch.align / self.tau if self.guided else torch.zeros_like(batch.align)
+        scores = scores.masked_fill(~real, float("-inf"))
+        mask = gumbel_topk_mask(scores, counts, gen)
+        batch.targets[self.name] = batch.tokens.clone()
+        batch.text_masked |= mask
+
+    def loss(self, enc: Encoded, batch: Batch) -> Tensor:
+        sel = batch.text_masked & (batch.match > 0)[:, None]  # [N, T]
+        return F.cross_entropy(self.head(enc.text[sel]), batch.targets[self.name][sel])
+
+
+class MaskedPatchModel(Task):
+    """Masked patch modelling: regress the input features of masked patches of ``scales`` (squared L2).
+
+    Args:
+        width, patch_dim: sizes. ratio: fraction of the candidate patches masked per row (at least one).
+        scales: scale indices (0 = 1x1 .. 4 = 5x5) whose patches may be masked; all when None.
+    """
+
+    name = "mpm"
+    candidates: Tensor
+
+    def __init__(self, width: int, patch_dim: int, ratio: float = 0.1, scales: tuple[int, ...] | None = None):
+        super().__init__()
+        self.head = nn.Sequential(nn.Linear(width, width), nn.GELU(), nn.Linear(width, patch_dim))
+        self.ratio = ratio
+        sl = scale_slices()
+        idx = [
+            i
+            for s in (scales if scales is not None else range(len(sl)))
+            for i in range(sl[s].start, sl[s].stop)
+        ]
+        self.register_buffer("candidates", torch.tensor(idx), persistent=False)
+
+    def corrupt(self, batch: Batch, gen: torch.Generator) -> None:
+        n, p = batch.patch_masked.shape
+        scores = torch.full((n, p), float("-inf"))
+        scores[:, self.candidates] = 0.0
+        counts = torch.full((n,), max(1, round(self.ratio * len(self.candidates))), dtype=torch.long)
+        mask = gumbel_topk_mask(scores, counts, gen) & ~batch.patch_masked
+        batch.targets[self.name] = mask
+        batch.targets[self.name + "/y"] = batch.patches.clone()
+        batch.patch_masked |= mask
+
+    def loss(self, enc: Encoded, batch: Batch) -> Tensor:
+        sel = batch.targets[self.name]
+        err = self.head(enc.patch[sel]) - batch.targets[self.name + "/y"][sel]  # [M, D]
+        return err.pow(2).sum(-1).mean()  # squared distance per patch (patch rows have mean norm 1)
+
+
+class BlankToColor(MaskedPatchModel):
+    """Kaleido-BERT's blank-to-colour at the 5x5 scale: mask 10% of its 25 patches, regress their features."""
+
+    name = "blank"
+
+    def __init__(self, width: int, patch_dim: int, ratio: float = 0.1) -> None:
+        super().__init__(width, patch_dim, ratio, scales=(4,))
+
+
+class Jigsaw(Task):
+    """Permute the four 2x2 patches and classify the order (24 classes, 0 = identity).
+
+    With probability ``p_identity`` a row keeps its order (so clean inputs stay common), else a uniform
+    one of the 24 orders.
+    """
+
+    name = "jigsaw"
+    perms: Tensor
+
+    def __init__(self, width: int, scale: int = 1, p_identity: float = 0.5) -> None:
+        super().__init__()
+        self.p_identity = p_identity
+        self.slice = scale_slices()[scale]
+        k = self.slice.stop - self.slice.start
+        perms = torch.tensor(list(itertools.permutations(range(k))))  # [k!, k], row 0 identity
+        self.register_buffer("perms", perms, persistent=False)
+        self.head = nn.Linear(k * width, len(perms))
+
+    def corrupt(self, batch: Batch, gen: torch.Generator) -> None:
+        n = batch.tokens.shape[0]
+        cls = torch.randint(len(self.perms), (n,), generator=gen)
+        cls[torch.rand(n, generator=gen) < self.p_identity] = 0
+        order = self.perms[cls] + self.slice.start  # [N, k]
+        grid = batch.patches[torch.arange(n)[:, None], order]  # [N, k, D]
+        batch.patches[:, self.slice] = grid
+        batch.targets[self.name] = cls
+
+    def loss(self, enc: Encoded, batch: Batch) -> Tensor:
+        return F.cross_entropy(self.head(enc.patch[:, self.slice].flatten(1)), batch.targets[self.name])
+
+
+class Camouflage(Task):
+    """Replace one 3x3 patch with the same cell of another product (prob. ``p``); find it (or 'none')."""
+
+    name = "camouflage"
+
+    def __init__(self, width: int, scale: int = 2, p: float = 0.5) -> None:
+        super().__init__()
+        self.slice = scale_slices()[scale]
+        self.p = p
+        self.cell_head = nn.Linear(width, 1)
+        self.none_head = nn.Linear(width, 1)
+
+    def corrupt(self, batch: Batch, gen: torch.Generator) -> None:
+        n = batch.tokens.shape[0]
+        k = self.slice.stop - self.slice.start
+        hit = torch.rand(n, generator=gen) < self.p
+        cell = torch.randint(k, (n,), generator=gen)
+        donor = (torch.arange(n) + 1 + torch.randint(max(n - 1, 1), (n,), generator=gen)) % n  # never itself
+        rows = torch.arange(n)[hit]
+        col = self.slice.start + cell[hit]
+        batch.patches[rows, col] = batch.patches[donor[hit], col]
+        batch.targets[self.name] = torch.where(hit, cell + 1, torch.zeros_like(cell))
+
+    def loss(self, enc: Encoded, batch: Batch) -> Tensor:
+        logits = torch.cat([self.none_head(enc.cls), self.cell_head(enc.patch[:, self.slice]).squeeze(-1)], 1)
+        return F.cross_entropy(logits, batch.targets[self.name])
+
+
+TASK_NAMES = ("itm", "mlm", "mpm", "jigsaw", "camouflage", "blank")
+TASK_ORDER = ("jigsaw", "camouflage", "itm", "mpm", "blank", "mlm")
+"""Corruption order: patch re-arrangements first, then masks (their targets are the re-arranged inputs)."""
+
+
+def build_tasks(
+    names: tuple[str, ...], width: int, vocab: int, patch_dim: int, guided: bool
+) -> nn.ModuleDict:
+    """The tasks ``names`` (a subset of ``TASK_NAMES``) keyed by name, in ``TASK_ORDER``."""
+    makers = {
+        "itm": lambda: ImageTextMatching(width),
+        "mlm": lambda: MaskedLanguageModel(width, vocab, guided=guided),
+        "mpm": lambda: MaskedPatchModel(width, patch_dim),
+        "jigsaw": lambda: Jigsaw(width),
+        "camouflage": lambda: Camouflage(width),
+        "blank": lambda: BlankToColor(width, patch_dim),
+    }
+    unknown = set(names) - set(makers)
+    if unknown:
+        from samestyle.errors import ConfigError
+
+        raise ConfigError(f"unknown pre-training task(s) {sorted(unknown)}; known: {list(TASK_NAMES)}")
+    return nn.ModuleDict({n: makers[n]() for n in TASK_ORDER if n in names})
