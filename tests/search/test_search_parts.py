@@ -73,7 +73,14 @@ def test_compositions_follow_their_formulas() -> None:
     image = rng.normal(size=(1, 6))
     img = unit(image @ wi)
     t = lambda s: unit(text_features([s]) @ wt)  # noqa: E731
-    got = {m: compose_vectors(m, project, text_features, image, ["in white"], ["red shirt"]) for m in METHODS}
+    got = {
+        m: compose_vectors(m, project, text_features, image, ["in white"], ["red shirt"], 1.0)
+        for m in METHODS
+    }
+    default = compose_vectors("delta", project, text_features, image, ["in white"], ["red shirt"])
+    np.testing.assert_allclose(
+        default, unit(img + 2.0 * (t("red shirt in white") - t("red shirt"))), atol=1e-6
+    )
     np.testing.assert_allclose(got["fused"], unit(img + t("in white")), atol=1e-6)
     np.testing.assert_allclose(got["sum"], unit(img + t("in white")), atol=1e-6)
     np.testing.assert_allclose(got["delta"], unit(img + t("red shirt in white") - t("red shirt")), atol=1e-6)

@@ -26,7 +26,8 @@ Projector = Callable[[np.ndarray | None, np.ndarray | None], dict[str, np.ndarra
 TextFeatures = Callable[[list[str]], np.ndarray]
 METHODS = ("fused", "sum", "delta", "fused-title")
 NEEDS_TITLE = ("delta", "fused-title")
-DEFAULT_ALPHA = 1.0
+DEFAULT_ALPHA: dict[str, float] = {"sum": 1.0, "delta": 2.0}
+"""Weight of the text direction per method, as chosen on Myntra val queries (BENCHMARKS.md, Issue D)."""
 
 
 def compose_vectors(
@@ -36,7 +37,7 @@ def compose_vectors(
     image: np.ndarray,
     modifiers: list[str],
     titles: list[str] | None = None,
-    alpha: float = DEFAULT_ALPHA,
+    alpha: float | None = None,
 ) -> np.ndarray:
     """Composed joint query vectors ``[N, dim]``.
 
@@ -46,7 +47,7 @@ def compose_vectors(
         text_features: texts -> frozen text features ``[N, Dt]``.
         image: frozen image inputs ``[N, ...]`` (what the model's image tower reads).
         modifiers: one modifier text per row. titles: each row's product title (``delta``, ``fused-title``).
-        alpha: weight of the text direction (``sum``, ``delta``).
+        alpha: weight of the text direction (``sum``, ``delta``); default :data:`DEFAULT_ALPHA`.
     """
     if method not in METHODS:
         raise ConfigError(f"unknown composition '{method}' (known: {', '.join(METHODS)})")
@@ -59,6 +60,7 @@ def compose_vectors(
         texts = [f"{t}, {m}" for t, m in zip(titles, modifiers, strict=True)]
         return project(image, text_features(texts))["fused"]
     img = project(image, None)["image"]
+    alpha = DEFAULT_ALPHA[method] if alpha is None else alpha
     if method == "sum":
         direction = project(None, text_features(modifiers))["text"]
     else:
