@@ -6,29 +6,17 @@ import logging
 
 import numpy as np
 import pytest
+from index_helpers import pair_with_exact, recall
 
-from samestyle.index import AllowList, ExactIndex, FaissFlatIndex, FaissHNSWIndex, HNSWConfig
+from samestyle.index import AllowList, FaissFlatIndex, FaissHNSWIndex, HNSWConfig
 from samestyle.index.faiss_backend import make_selector
-
-
-def _pair(index, vecs: np.ndarray) -> tuple[ExactIndex, list[str]]:
-    ids = [f"id{i}" for i in range(len(vecs))]
-    exact = ExactIndex(vecs.shape[1])
-    exact.add(ids, vecs)
-    index.add(ids, vecs)
-    return exact, ids
-
-
-def _recall(got: list[list[tuple[str, float]]], want: list[list[tuple[str, float]]]) -> float:
-    hits = sum(len({p for p, _ in g} & {p for p, _ in w}) for g, w in zip(got, want, strict=True))
-    return hits / sum(len(w) for w in want)
 
 
 @pytest.mark.parametrize("keep", [None, 0.3, 0.002])
 def test_flat_equals_exact(unit, keep: float | None) -> None:
     vecs = unit(3000, 48, seed=11)
     flat = FaissFlatIndex(48)
-    exact, ids = _pair(flat, vecs)
+    exact, ids = pair_with_exact(flat, vecs)
     allowed = None
     if keep is not None:
         chosen = np.random.default_rng(1).random(len(ids)) < keep
@@ -42,8 +30,8 @@ def test_flat_equals_exact(unit, keep: float | None) -> None:
 def test_hnsw_recall_on_clustered_vectors(data) -> None:
     vecs, queries = data(5000, 200, 64, seed=21, clusters=200)
     hnsw = FaissHNSWIndex(64)  # default config
-    exact, _ = _pair(hnsw, vecs)
-    assert _recall(hnsw.search(queries, 10), exact.search(queries, 10)) >= 0.95
+    exact, _ = pair_with_exact(hnsw, vecs)
+    assert recall(hnsw.search(queries, 10), exact.search(queries, 10)) >= 0.95
 
 
 @pytest.mark.parametrize(("share", "max_ef"), [(0.3, 1024), (0.05, 1024), (0.005, 32)])
@@ -56,13 +44,13 @@ def test_hnsw_graph_filter_path_and_short_result_fallback(
     hnsw = FaissHNSWIndex(
         32, HNSWConfig(M=16, ef_search=32, max_filtered_ef=max_ef, exact_filter_factor=0, exact_filter_walk=0)
     )
-    exact, ids = _pair(hnsw, vecs)
+    exact, ids = pair_with_exact(hnsw, vecs)
     chosen = np.flatnonzero(np.random.default_rng(2).random(len(ids)) < share)
     allowed_ids = {ids[i] for i in chosen}
     got = hnsw.search(queries, 10, hnsw.allow(allowed_ids))
     want = exact.search(queries, 10, exact.allow(allowed_ids))
     assert all(len(r) == 10 and {p for p, _ in r} <= allowed_ids for r in got)
-    assert _recall(got, want) >= 0.9
+    assert recall(got, want) >= 0.9
     if max_ef == 32:  # beam not widened, 20 allowed of 4000: walks ran dry; those queries went exact
         assert "short of k=10, answered exactly" in caplog.text
 
@@ -70,7 +58,7 @@ def test_hnsw_graph_filter_path_and_short_result_fallback(
 def test_hnsw_tombstones_hidden_and_compacted(data) -> None:
     vecs, queries = data(2000, 30, 32, seed=41, clusters=20)
     hnsw = FaissHNSWIndex(32, HNSWConfig(max_tombstone_fraction=0.5))
-    exact, ids = _pair(hnsw, vecs)
+    exact, ids = pair_with_exact(hnsw, vecs)
     gone = ids[::5]
     hnsw.remove(gone)
     exact.remove(gone)
@@ -80,11 +68,11 @@ def test_hnsw_tombstones_hidden_and_compacted(data) -> None:
     assert hnsw.tombstones == 400 + 80  # 400 removed + 80 replaced (the other 20 were removed already)
     got = hnsw.search(queries, 10)
     assert not {p for r in got for p, _ in r} & (set(gone) - set(ids[1:101]))
-    assert _recall(got, exact.search(queries, 10)) >= 0.95
+    assert recall(got, exact.search(queries, 10)) >= 0.95
     hnsw.remove(ids[2:1000])  # past the tombstone fraction: the graph is rebuilt
     exact.remove(ids[2:1000])
     assert hnsw.tombstones == 0 and len(hnsw) == len(exact)
-    assert _recall(hnsw.search(queries, 10), exact.search(queries, 10)) >= 0.95
+    assert recall(hnsw.search(queries, 10), exact.search(queries, 10)) >= 0.95
 
 
 def test_selector_kinds_agree() -> None:

@@ -7,23 +7,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from index_helpers import pair_with_exact, recall
 
 from samestyle.errors import ConfigError
-from samestyle.index import ExactIndex, FaissIVFIndex, IVFConfig, VectorIndex
+from samestyle.index import FaissIVFIndex, IVFConfig, VectorIndex
 from samestyle.index.ivf import auto_nlist
-
-
-def _pair(index: VectorIndex, vecs: np.ndarray) -> tuple[ExactIndex, list[str]]:
-    ids = [f"id{i}" for i in range(len(vecs))]
-    exact = ExactIndex(vecs.shape[1])
-    exact.add(ids, vecs)
-    index.add(ids, vecs)
-    return exact, ids
-
-
-def _recall(got: list[list[tuple[str, float]]], want: list[list[tuple[str, float]]]) -> float:
-    hits = sum(len({p for p, _ in g} & {p for p, _ in w}) for g, w in zip(got, want, strict=True))
-    return hits / sum(len(w) for w in want)
 
 
 def test_auto_nlist_follows_size() -> None:
@@ -39,16 +27,16 @@ def test_auto_nlist_follows_size() -> None:
 def test_calibrated_nprobe_reaches_target_recall(data, codec: str) -> None:
     vecs, queries = data(8000, 200, 32, seed=5, clusters=60)
     ivf = FaissIVFIndex(32, IVFConfig(codec=codec, target_recall=0.95))
-    exact, _ = _pair(ivf, vecs)
+    exact, _ = pair_with_exact(ivf, vecs)
     assert ivf.trained and ivf.nlist == auto_nlist(8000) and 1 <= ivf.nprobe <= ivf.nlist
     assert ivf.nprobe < ivf.nlist  # it found a cheaper setting than a full scan
-    assert _recall(ivf.search(queries, 10), exact.search(queries, 10)) >= 0.93
+    assert recall(ivf.search(queries, 10), exact.search(queries, 10)) >= 0.93
 
 
 def test_untrained_buffer_is_exact_and_trains_at_min_train(unit) -> None:
     vecs = unit(600, 16, seed=2)
     ivf = FaissIVFIndex(16, IVFConfig(min_train=500))
-    exact, _ = _pair(ivf, vecs[:400])
+    exact, _ = pair_with_exact(ivf, vecs[:400])
     assert not ivf.trained
     q = unit(5, 16, seed=3)
     got, want = ivf.search(q, 5), exact.search(q, 5)
@@ -61,18 +49,18 @@ def test_filtered_walk_widens_nprobe_and_never_returns_disallowed(data, caplog) 
     caplog.set_level(logging.DEBUG, logger="samestyle.index.ivf")
     vecs, queries = data(6000, 40, 32, seed=8, clusters=50)
     ivf = FaissIVFIndex(32, IVFConfig(exact_filter_max=0, max_filtered_nprobe=4))
-    exact, ids = _pair(ivf, vecs)
+    exact, ids = pair_with_exact(ivf, vecs)
     chosen = {ids[i] for i in np.flatnonzero(np.random.default_rng(4).random(len(ids)) < 0.02)}
     got = ivf.search(queries, 10, ivf.allow(chosen))
     want = exact.search(queries, 10, exact.allow(chosen))
     assert all(len(r) == 10 and {p for p, _ in r} <= chosen for r in got)
-    assert _recall(got, want) >= 0.8
+    assert recall(got, want) >= 0.8
 
 
 def test_remove_upsert_and_reload_trained(data, tmp_path: Path) -> None:
     vecs, queries = data(3000, 30, 16, seed=9, clusters=20)
     ivf = FaissIVFIndex(16, IVFConfig(codec="sq8"))
-    exact, ids = _pair(ivf, vecs)
+    exact, ids = pair_with_exact(ivf, vecs)
     ivf.remove(ids[:500])
     exact.remove(ids[:500])
     assert not {p for r in ivf.search(queries, 20) for p, _ in r} & set(ids[:500])
