@@ -152,7 +152,7 @@ def compose_image(
     modifier: Annotated[str, Form(min_length=1, max_length=TEXT_MAX)],
     visitor: VisitorHeader = None,
     session: SessionHeader = None,
-    method: Annotated[str, Form(max_length=32)] = "fused",
+    method: Annotated[str, Form(max_length=32)] = "auto",
     k: Annotated[int, Form()] = 10,
     filter: FilterForm = [],  # noqa: B006
 ) -> SearchOut:

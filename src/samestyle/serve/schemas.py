@@ -79,7 +79,9 @@ class ComposeIn(BaseModel):
 
     product_id: str = Field(min_length=1, max_length=ID_MAX)
     modifier: str = Field(min_length=1, max_length=TEXT_MAX)
-    method: str = Field("fused", max_length=32)
+    method: str = Field(
+        "auto", max_length=32, description="auto (delta for a product), fused, sum, delta or fused-title"
+    )
     k: int = Field(10, ge=1)
     filters: list[str] = Field(default_factory=list, max_length=FILTERS_MAX)
 
