@@ -126,6 +126,14 @@ def _cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]
     return code, out, err
 
 
+def _fake_embed(
+    capsys: pytest.CaptureFixture[str], cat: str | Path, emb: str | Path, cache: Path
+) -> tuple[int, str, str]:
+    """``samestyle embed`` with the fake encoders and the feature cache in ``cache``."""
+    fakes = ("--image-encoder", "fake", "--text-encoder", "fake", "--cache", str(cache))
+    return _cli(capsys, "embed", "--catalog", str(cat), "--out", str(emb), *fakes)
+
+
 @pytest.mark.filterwarnings(BOMB_WARNING)
 @pytest.mark.parametrize("check_images", [True, False])
 def test_bad_corpus_through_ingest_embed_index_and_search(
@@ -149,20 +157,7 @@ def test_bad_corpus_through_ingest_embed_index_and_search(
         bad_images = {pid for pid, usable in good.items() if not usable}
         assert {pid for pid, f in flagged if f == "image"} == bad_images
 
-    code, out, err = _cli(
-        capsys,
-        "embed",
-        "--catalog",
-        str(cat),
-        "--out",
-        str(emb),
-        "--image-encoder",
-        "fake",
-        "--text-encoder",
-        "fake",
-        "--cache",
-        str(tmp_path / "cache"),
-    )
+    code, out, err = _fake_embed(capsys, cat, emb, tmp_path / "cache")
     assert code == 0, err
     vectors = EmbeddingSet.load(emb)
     has_image = dict(zip(vectors.ids, vectors.present["image"].tolist(), strict=True))
@@ -185,23 +180,7 @@ def test_empty_catalogue_through_every_command(tmp_path: Path, capsys: pytest.Ca
     cat, emb, idx = (str(tmp_path / n) for n in ("cat", "emb", "idx"))
     assert _cli(capsys, "ingest", str(tmp_path / "empty.csv"), "--out", cat)[0] == 0
     assert read_catalog(cat).products == []
-    assert (
-        _cli(
-            capsys,
-            "embed",
-            "--catalog",
-            cat,
-            "--out",
-            emb,
-            "--image-encoder",
-            "fake",
-            "--text-encoder",
-            "fake",
-            "--cache",
-            str(tmp_path / "cache"),
-        )[0]
-        == 0
-    )
+    assert _fake_embed(capsys, cat, emb, tmp_path / "cache")[0] == 0
     assert _cli(capsys, "index", "--catalog", cat, "--embeddings", emb, "--out", idx)[0] == 0
     code, out, _ = _cli(capsys, "search", "--index", idx, "--text", "anything", "--json")
     assert code == 0 and json.loads(out) == []
@@ -233,23 +212,7 @@ def test_catalogue_without_any_usable_image_refuses_to_train(
     (tmp_path / "p.csv").write_text("id,title,image\n" + rows, encoding="utf-8")
     cat, emb = str(tmp_path / "cat"), str(tmp_path / "emb")
     assert _cli(capsys, "ingest", str(tmp_path / "p.csv"), "--out", cat)[0] == 0
-    assert (
-        _cli(
-            capsys,
-            "embed",
-            "--catalog",
-            cat,
-            "--out",
-            emb,
-            "--image-encoder",
-            "fake",
-            "--text-encoder",
-            "fake",
-            "--cache",
-            str(tmp_path / "cache"),
-        )[0]
-        == 0
-    )
+    assert _fake_embed(capsys, cat, emb, tmp_path / "cache")[0] == 0
     code, _, err = _cli(
         capsys,
         "train",
