@@ -46,6 +46,16 @@ def _image_arg(state: AppState, upload: UploadFile) -> Any:
     return decode_image(read_upload(state, upload), state.settings.max_image_pixels)
 
 
+def _image_request(
+    request: Request, visitor: str | None, k: int, filter: list[str], upload: UploadFile
+) -> tuple[AppState, Variant, Any, Any]:
+    """What every image-upload route checks first: the arm, k, the filters and the decoded image."""
+    state = state_of(request)
+    variant = state.variant_for(visitor)
+    check_k(state, k)
+    return state, variant, parse_filters(filter), _image_arg(state, upload)
+
+
 router = APIRouter(prefix="/api", tags=["search"], responses=ERRORS)
 
 
@@ -84,11 +94,7 @@ def search_image(
     filter: FilterForm = [],  # noqa: B006
     space: Annotated[str | None, Form(max_length=64)] = None,
 ) -> SearchOut:
-    state = state_of(request)
-    variant = state.variant_for(visitor)
-    check_k(state, k)
-    flt = parse_filters(filter)
-    pixels = _image_arg(state, image)
+    state, variant, flt, pixels = _image_request(request, visitor, k, filter, image)
     text = text.strip() if text else None
     with state.lock.read(), timer() as t:
         if text:
@@ -156,11 +162,7 @@ def compose_image(
     k: Annotated[int, Form()] = 10,
     filter: FilterForm = [],  # noqa: B006
 ) -> SearchOut:
-    state = state_of(request)
-    variant = state.variant_for(visitor)
-    check_k(state, k)
-    flt = parse_filters(filter)
-    pixels = _image_arg(state, image)
+    state, variant, flt, pixels = _image_request(request, visitor, k, filter, image)
     with state.lock.read(), timer() as t:
         hits = variant.service.compose(modifier=modifier, image=pixels, k=k, method=method, filter=flt)
     return respond(state, variant, "compose", modifier, hits, t[0], visitor, session)
@@ -210,11 +212,7 @@ def start_session_image(
     k: Annotated[int, Form()] = 10,
     filter: FilterForm = [],  # noqa: B006
 ) -> SearchOut:
-    state = state_of(request)
-    variant = state.variant_for(visitor)
-    check_k(state, k)
-    flt = parse_filters(filter)
-    pixels = _image_arg(state, image)
+    state, variant, flt, pixels = _image_request(request, visitor, k, filter, image)
     return _start(state, variant, visitor, session, "", image=pixels, k=k, filter=flt)
 
 
