@@ -43,6 +43,8 @@ def test_minilm_int8_stays_close(minilm: Any) -> None:
 def test_minilm_bf16_stays_close(minilm: Any) -> None:
     enc = TEXT_ENCODERS.build("minilm-bf16", num_threads=1)
     assert enc.name == "all-minilm-l6-v2/ov-bf16/v1"
+    # not pinned: two single-thread processes (Ray actors) must not share one core
+    assert enc._compiled.get_property("ENABLE_CPU_PINNING") is False
     assert _cos(enc.encode_texts(TITLES), minilm.encode_texts(TITLES)).min() > 0.995
 
 
