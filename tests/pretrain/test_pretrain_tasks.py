@@ -142,5 +142,5 @@ def test_itm_and_mlm_losses_train_down(setup) -> None:
 def test_unknown_task_is_a_config_error() -> None:
     from samestyle.errors import ConfigError
 
-    with pytest.raises(ConfigError, match="rotation"):
-        build_tasks(("itm", "rotation"), 16, 12, 8, guided=False)
+    with pytest.raises(ConfigError, match="rotaton"):
+        build_tasks(("itm", "rotaton"), 16, 12, 8, guided=False)

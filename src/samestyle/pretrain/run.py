@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from samestyle.pretrain.tasks import AUX_TASK_NAMES
 from samestyle.pretrain.train import (
     PretrainConfig,
     Pretrainer,
@@ -27,7 +28,11 @@ def data_path(cfg: PretrainConfig) -> Path:
 
 
 def ensure_data(cfg: PretrainConfig) -> dict[str, np.ndarray]:
-    """Load the prepared arrays of ``cfg.data``, preparing them first when the file is missing."""
+    """Load the prepared arrays of ``cfg.data``, preparing them first when the file is missing.
+
+    With a task of ``AUX_TASK_NAMES`` in ``cfg.tasks`` the ``aux_*`` arrays of ``pretrain.transformed``
+    are merged in (computed once into ``aux-<data stem>.npz``, ~4 backbone passes per product).
+    """
     from samestyle.pretrain.prepare import load_data, prepare_data
 
     path = data_path(cfg)
@@ -42,7 +47,12 @@ def ensure_data(cfg: PretrainConfig) -> dict[str, np.ndarray]:
         joint, _ = load_run(d.joint_run)
         logger.info("preparing %s (%d products)", path, len(subset.ids))
         prepare_data(catalog, subset, joint, path, pca_dim=d.pca_dim, max_tokens=d.max_tokens)
-    return trim_tokens(load_data(path))
+    data = trim_tokens(load_data(path))
+    if set(cfg.tasks) & set(AUX_TASK_NAMES):  # rotation / grey: features of transformed photos
+        from samestyle.pretrain.transformed import ensure_aux
+
+        data |= ensure_aux(path, data, cfg.data.catalog)
+    return data
 
 
 def trim_tokens(data: dict[str, np.ndarray]) -> dict[str, np.ndarray]:

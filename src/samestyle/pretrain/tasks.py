@@ -8,8 +8,9 @@ corrupted" as a shortcut; text-dependent losses (MLM) use the matching rows only
 Tasks here: ``ImageTextMatching`` (negatives: another product of the same sub-category, drawn by the
 sampler), ``MaskedLanguageModel`` (random or alignment-guided masking), ``MaskedPatchModel`` (FashionBERT
 MPM, any scale), ``Jigsaw`` (2x2 patch permutation), ``Camouflage`` (one 3x3 patch from another product)
-and ``BlankToColor`` (masked 5x5 patches, feature regression). Rotation and grey-to-colour need features
-of rotated / grey images, which the cached maps do not have: they are not implemented.
+and ``BlankToColor`` (masked 5x5 patches, feature regression). ``kaleido_tasks`` has ``Rotation`` (1x1)
+and ``GreyToColor`` (4x4): they need features of rotated / grey photos (``Batch.extra``, computed by
+``pretrain.transformed``), so they are opt-in (``AUX_TASK_NAMES``), not in the default ``TASK_NAMES``.
 """
 
 from __future__ import annotations
@@ -30,7 +31,8 @@ class Batch:
     """Inputs (mutated by ``corrupt``), labels and per-task targets of one step.
 
     ``tokens [N, T]``, ``patches [N, P, D]`` float32, ``align [N, T]`` token-patch alignment,
-    ``match [N]`` float (1 for a matching pair), masks ``[N, T]`` / ``[N, P]`` bool.
+    ``match [N]`` float (1 for a matching pair), masks ``[N, T]`` / ``[N, P]`` bool, ``extra``: features
+    of transformed images (e.g. ``aux_rot``), row n belonging to the image of row n.
     """
 
     tokens: Tensor
@@ -40,6 +42,8 @@ class Batch:
     text_masked: Tensor = field(init=False)
     patch_masked: Tensor = field(init=False)
     targets: dict[str, Tensor] = field(default_factory=dict)
+    extra: dict[str, Tensor] = field(default_factory=dict)
+    """Per-row auxiliary inputs of the *image* side (``aux_*`` arrays of the data, by image row)."""
 
     def __post_init__(self) -> None:
         self.text_masked = torch.zeros_like(self.tokens, dtype=torch.bool)
@@ -226,14 +230,21 @@ class Camouflage(Task):
 
 
 TASK_NAMES = ("itm", "mlm", "mpm", "jigsaw", "camouflage", "blank")
-TASK_ORDER = ("jigsaw", "camouflage", "itm", "mpm", "blank", "mlm")
-"""Corruption order: patch re-arrangements first, then masks (their targets are the re-arranged inputs)."""
+"""The default task set: needs only the prepared arrays."""
+AUX_TASK_NAMES = ("rotation", "grey")
+"""Opt-in tasks (``kaleido_tasks``) that need the ``aux_*`` arrays of ``pretrain.transformed``."""
+TASK_ORDER = ("jigsaw", "camouflage", "rotation", "grey", "itm", "mpm", "blank", "mlm")
+"""Corruption order: patch re-arrangements first, then the transformed-photo swaps (1x1 rotated, 4x4
+greyed: other grids than jigsaw / camouflage touch, so the aux rows still match), then masks (their
+targets are the inputs after all of that; a swapped patch is never already hidden)."""
 
 
 def build_tasks(
     names: tuple[str, ...], width: int, vocab: int, patch_dim: int, guided: bool
 ) -> nn.ModuleDict:
-    """The tasks ``names`` (a subset of ``TASK_NAMES``) keyed by name, in ``TASK_ORDER``."""
+    """The tasks ``names`` (of ``TASK_NAMES`` + ``AUX_TASK_NAMES``) keyed by name, in ``TASK_ORDER``."""
+    from samestyle.pretrain import kaleido_tasks  # imported here: it imports this module
+
     makers = {
         "itm": lambda: ImageTextMatching(width),
         "mlm": lambda: MaskedLanguageModel(width, vocab, guided=guided),
@@ -241,10 +252,13 @@ def build_tasks(
         "jigsaw": lambda: Jigsaw(width),
         "camouflage": lambda: Camouflage(width),
         "blank": lambda: BlankToColor(width, patch_dim),
+        "rotation": lambda: kaleido_tasks.Rotation(width),
+        "grey": lambda: kaleido_tasks.GreyToColor(width, patch_dim),
     }
     unknown = set(names) - set(makers)
     if unknown:
         from samestyle.errors import ConfigError
 
-        raise ConfigError(f"unknown pre-training task(s) {sorted(unknown)}; known: {list(TASK_NAMES)}")
+        known = [*TASK_NAMES, *AUX_TASK_NAMES]
+        raise ConfigError(f"unknown pre-training task(s) {sorted(unknown)}; known: {known}")
     return nn.ModuleDict({n: makers[n]() for n in TASK_ORDER if n in names})

@@ -131,6 +131,11 @@ def make_batch(data: dict[str, np.ndarray], rows: np.ndarray, neg: np.ndarray) -
         patches=torch.from_numpy(data["patches"][img_src].astype(np.float32)),
         align=torch.from_numpy(data["align"][txt_src]),
         match=torch.cat([torch.ones(b), torch.zeros(b)]),
+        extra={
+            k: torch.from_numpy(v[img_src].astype(np.float32))
+            for k, v in data.items()
+            if k.startswith("aux_")
+        },
     )
 
 
