@@ -33,17 +33,29 @@ class CrossScorer:
         model: a trained ``Pretrainer`` with an "itm" task (eval mode is set here).
         tokens: ``[N, T]`` local token ids; patches: ``[N, P, D]`` patch features (row i = product i).
         batch_size: pairs per forward pass.
+        joint: ``(joint image [N, D], joint text [N, D])`` L2-normalised bi-encoder vectors; needed by a
+            model trained with ``residual`` matching (its logit adds their scaled cosine).
     """
 
     def __init__(
-        self, model: Pretrainer, tokens: np.ndarray, patches: np.ndarray, batch_size: int = 512
+        self,
+        model: Pretrainer,
+        tokens: np.ndarray,
+        patches: np.ndarray,
+        batch_size: int = 512,
+        joint: tuple[np.ndarray, np.ndarray] | None = None,
     ) -> None:
         if "itm" not in model.tasks:
             raise ValueError("the pre-trained model has no 'itm' head; train it with the itm task")
+        if getattr(model.tasks["itm"], "residual", False) and joint is None:
+            raise ValueError("this model scores a residual over the bi-encoder: pass joint=(image, text)")
         self.model = model.eval()
         self.tokens = torch.from_numpy(np.ascontiguousarray(tokens))
         self.patches = torch.from_numpy(np.ascontiguousarray(patches))
         self.batch_size = batch_size
+        self.joint = (
+            None if joint is None else tuple(torch.from_numpy(np.asarray(j, np.float32)) for j in joint)
+        )
 
     def pairs(self, text_rows: NDArray[np.int64], image_rows: NDArray[np.int64]) -> NDArray[np.float32]:
         """``[M]`` logits of the pairs (``text_rows[m]``, ``image_rows[m]``)."""
@@ -52,7 +64,10 @@ class CrossScorer:
         with torch.inference_mode():
             for s in range(0, len(t_idx), self.batch_size):
                 sl = slice(s, s + self.batch_size)
-                out.append(self.model.itm_score(self.tokens[t_idx[sl]], self.patches[i_idx[sl]].float()))
+                bi = None
+                if self.joint is not None:
+                    bi = (self.joint[0][i_idx[sl]] * self.joint[1][t_idx[sl]]).sum(-1)
+                out.append(self.model.itm_score(self.tokens[t_idx[sl]], self.patches[i_idx[sl]].float(), bi))
         return torch.cat(out).numpy() if out else np.zeros(0, dtype=np.float32)
 
     def __call__(

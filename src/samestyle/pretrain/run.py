@@ -61,6 +61,25 @@ def trim_tokens(data: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     return data | {"tokens": data["tokens"][:, :longest], "align": data["align"][:, :longest]}
 
 
+def init_weights(model: Pretrainer, run: str | Path) -> list[str]:
+    """Copy a previous run's weights into ``model`` where name and shape agree; returns those left fresh."""
+    from safetensors.torch import load_file
+
+    from samestyle.errors import ArtifactError
+
+    path = Path(run) / "model.safetensors"
+    if not path.exists():
+        raise ArtifactError(
+            f"train.init_from: {path} does not exist; give a finished 'samestyle pretrain' run"
+        )
+    old, own = load_file(str(path)), model.state_dict()
+    same = {k: v for k, v in old.items() if k in own and own[k].shape == v.shape}
+    model.load_state_dict(same, strict=False)
+    fresh = sorted(set(own) - set(same))
+    logger.info("init from %s: %d tensors copied, %d fresh %s", run, len(same), len(fresh), fresh[:8])
+    return fresh
+
+
 def pretrain_run(
     cfg: PretrainConfig, out: str | Path, data: dict[str, np.ndarray] | None = None
 ) -> dict[str, Any]:
@@ -68,8 +87,14 @@ def pretrain_run(
     torch.set_num_threads(cfg.train.threads)
     torch.manual_seed(cfg.train.seed)
     data = data if data is not None else ensure_data(cfg)
+    if (cfg.residual or cfg.train.hard_negatives > 0) and "joint_img" not in data:
+        from samestyle.pretrain.joint import attach_joint
+
+        data = attach_joint(data, cfg.data.joint_embeddings)
     cfg = resolve_model_config(cfg, data)
     model = Pretrainer(cfg, torch.from_numpy(data["token_table"]))
+    if cfg.train.init_from:
+        init_weights(model, cfg.train.init_from)
     train_rows = np.flatnonzero(data["is_train"])
     metrics = train_steps(model, cfg, data, train_rows)
     metrics["n_train_products"] = len(train_rows)

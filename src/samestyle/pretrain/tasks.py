@@ -44,6 +44,8 @@ class Batch:
     targets: dict[str, Tensor] = field(default_factory=dict)
     extra: dict[str, Tensor] = field(default_factory=dict)
     """Per-row auxiliary inputs of the *image* side (``aux_*`` arrays of the data, by image row)."""
+    bi: Tensor | None = None
+    """``[N]`` the bi-encoder's cosine of each row's (image, text) pair, for residual matching."""
 
     def __post_init__(self) -> None:
         self.text_masked = torch.zeros_like(self.tokens, dtype=torch.bool)
@@ -63,19 +65,37 @@ class Task(nn.Module):
 
 
 class ImageTextMatching(Task):
-    """Binary matching on [CLS]; ``score`` is the logit used for re-ranking."""
+    """Binary matching on [CLS]; ``score`` is the logit used for re-ranking.
+
+    With ``residual`` the logit is ``head([CLS]) + exp(log_scale) * bi + bias``, ``bi`` the bi-encoder's
+    cosine of the pair (``pretrain.joint``): the cross-encoder learns a correction to the bi-encoder
+    instead of matching from scratch. ``init_scale`` is the initial multiplier of the cosine.
+    """
 
     name = "itm"
 
-    def __init__(self, width: int) -> None:
+    def __init__(self, width: int, residual: bool = False, init_scale: float = 10.0) -> None:
         super().__init__()
         self.head = nn.Linear(width, 1)
+        self.residual = residual
+        if residual:
+            nn.init.zeros_(self.head.weight)  # start as the bi-encoder: the correction grows from zero
+            nn.init.zeros_(self.head.bias)
+            self.log_scale = nn.Parameter(torch.tensor(float(init_scale)).log())
+            self.bias = nn.Parameter(torch.tensor(0.0))
 
-    def score(self, enc: Encoded) -> Tensor:
-        return self.head(enc.cls).squeeze(-1)  # [N]
+    def score(self, enc: Encoded, bi: Tensor | None = None) -> Tensor:
+        out = self.head(enc.cls).squeeze(-1)  # [N]
+        if not self.residual:
+            return out
+        if bi is None:
+            from samestyle.errors import ConfigError
+
+            raise ConfigError("residual matching needs the bi-encoder cosines (set data.joint_embeddings)")
+        return out + self.log_scale.exp() * bi + self.bias
 
     def loss(self, enc: Encoded, batch: Batch) -> Tensor:
-        return F.binary_cross_entropy_with_logits(self.score(enc), batch.match)
+        return F.binary_cross_entropy_with_logits(self.score(enc, batch.bi), batch.match)
 
 
 def gumbel_topk_mask(scores: Tensor, counts: Tensor, gen: torch.Generator) -> Tensor:
@@ -240,13 +260,13 @@ targets are the inputs after all of that; a swapped patch is never already hidde
 
 
 def build_tasks(
-    names: tuple[str, ...], width: int, vocab: int, patch_dim: int, guided: bool
+    names: tuple[str, ...], width: int, vocab: int, patch_dim: int, guided: bool, residual: bool = False
 ) -> nn.ModuleDict:
     """The tasks ``names`` (of ``TASK_NAMES`` + ``AUX_TASK_NAMES``) keyed by name, in ``TASK_ORDER``."""
     from samestyle.pretrain import kaleido_tasks  # imported here: it imports this module
 
     makers = {
-        "itm": lambda: ImageTextMatching(width),
+        "itm": lambda: ImageTextMatching(width, residual=residual),
         "mlm": lambda: MaskedLanguageModel(width, vocab, guided=guided),
         "mpm": lambda: MaskedPatchModel(width, patch_dim),
         "jigsaw": lambda: Jigsaw(width),

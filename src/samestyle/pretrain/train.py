@@ -40,6 +40,9 @@ class PretrainDataConfig:
     seed: int = 0
     pca_dim: int = 256
     max_tokens: int = 24
+    joint_embeddings: str = ".cache/samestyle/work/myntra/emb-joint"
+    """EmbeddingSet folder with the issue-B joint-image / joint-text vectors (residual matching,
+    hard negatives); read only when one of them is on."""
 
 
 @dataclass(frozen=True)
@@ -52,6 +55,11 @@ class PretrainTrainConfig:
     warmup_steps: int = 50
     threads: int = 1
     max_minutes: float = 15.0
+    hard_negatives: float = 0.0
+    """Fraction of mismatched pairs drawn from the bi-encoder's top ``hard_pool`` (``pretrain.joint``)."""
+    hard_pool: int = 20
+    init_from: str = ""
+    """A previous ``pretrain`` run to start from (its weights of the same shape; the rest fresh)."""
 
 
 @dataclass(frozen=True)
@@ -60,6 +68,8 @@ class PretrainConfig:
     tasks: tuple[str, ...] = TASK_NAMES
     masking: str = "guided"
     weighting: str = "fashionbert"
+    residual: bool = False
+    """Matching logit = correction + scaled bi-encoder cosine (``ImageTextMatching``)."""
     data: PretrainDataConfig = field(default_factory=PretrainDataConfig)
     model: CrossConfig = field(default_factory=CrossConfig)
     train: PretrainTrainConfig = field(default_factory=PretrainTrainConfig)
@@ -74,12 +84,14 @@ class Pretrainer(nn.Module):
             raise ConfigError(f"masking must be 'guided' or 'random', got '{cfg.masking}'")
         m = cfg.model
         self.encoder = CrossEncoder(m, token_table)
-        self.tasks = build_tasks(cfg.tasks, m.width, m.vocab, m.patch_dim, cfg.masking == "guided")
+        self.tasks = build_tasks(
+            cfg.tasks, m.width, m.vocab, m.patch_dim, cfg.masking == "guided", residual=cfg.residual
+        )
 
-    def itm_score(self, tokens: Tensor, patches: Tensor) -> Tensor:
-        """Matching logits ``[N]`` of clean (uncorrupted) inputs."""
+    def itm_score(self, tokens: Tensor, patches: Tensor, bi: Tensor | None = None) -> Tensor:
+        """Matching logits ``[N]`` of clean (uncorrupted) inputs; ``bi`` the bi-encoder cosines (residual)."""
         enc: Encoded = self.encoder(tokens, patches)
-        return self.tasks["itm"].score(enc)  # type: ignore[operator]
+        return self.tasks["itm"].score(enc, bi)  # type: ignore[operator]
 
 
 def resolve_model_config(cfg: PretrainConfig, data: dict[str, np.ndarray]) -> PretrainConfig:
@@ -121,11 +133,17 @@ class NegativeSampler:
 
 
 def make_batch(data: dict[str, np.ndarray], rows: np.ndarray, neg: np.ndarray) -> Batch:
-    """``2B`` rows: B matching pairs, then B mismatches (first half swaps the text, second the image)."""
+    """``2B`` rows: B matching pairs, then B mismatches (first half swaps the text, second the image).
+
+    With ``joint_img`` / ``joint_txt`` in ``data`` the batch carries each row's bi-encoder cosine.
+    """
     b = len(rows)
     half = b // 2
     txt_src = np.concatenate([rows, neg[:half], rows[half:]])
     img_src = np.concatenate([rows, rows[:half], neg[half:]])
+    bi = None
+    if "joint_img" in data and "joint_txt" in data:
+        bi = torch.from_numpy(np.einsum("nd,nd->n", data["joint_img"][img_src], data["joint_txt"][txt_src]))
     return Batch(
         tokens=torch.from_numpy(data["tokens"][txt_src]),
         patches=torch.from_numpy(data["patches"][img_src].astype(np.float32)),
@@ -136,6 +154,7 @@ def make_batch(data: dict[str, np.ndarray], rows: np.ndarray, neg: np.ndarray) -
             for k, v in data.items()
             if k.startswith("aux_")
         },
+        bi=None if bi is None else bi.float(),
     )
 
 
@@ -149,7 +168,13 @@ def train_steps(
     t = cfg.train
     rng = np.random.default_rng(t.seed)
     gen = torch.Generator().manual_seed(t.seed)
-    sampler = NegativeSampler(data["sub"][train_rows], rng)
+    sampler: Any = NegativeSampler(data["sub"][train_rows], rng)
+    if t.hard_negatives > 0:
+        from samestyle.pretrain.joint import HardNegativeSampler, top_neighbours
+
+        img, txt = data["joint_img"][train_rows], data["joint_txt"][train_rows]
+        i2t, t2i = top_neighbours(img, txt, t.hard_pool), top_neighbours(txt, img, t.hard_pool)
+        sampler = HardNegativeSampler(i2t, t2i, sampler, t.hard_negatives, rng)
     names = list(model.tasks.keys())
     weighting = build_weighting(cfg, names)
     opt = torch.optim.AdamW(model.parameters(), lr=t.lr, weight_decay=t.weight_decay)
@@ -185,7 +210,7 @@ def train_steps(
             n, step = n + 1, step + 1
             if step % 20 == 0:
                 logger.info("epoch %d step %d/%d loss %.4f %s", epoch, s + 1, steps_per_epoch, loss.item(),
-                            {k: round(float(v), 3) for k, v in terms.items()})  # fmt: skip
+                            {k: round(float(v.detach()), 3) for k, v in terms.items()})  # fmt: skip
             if time.perf_counter() - start > 60 * t.max_minutes:
                 stopped = True
                 break
