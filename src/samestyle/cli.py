@@ -166,8 +166,14 @@ def _cmd_search(args: argparse.Namespace) -> int:
         raise ConfigError("give --text and/or --image, or --product-id")
     if args.modifier is not None and args.text is not None:
         raise ConfigError("--modifier composes with --image or --product-id; do not also give --text")
+    one_query = (args.text is None) != (args.image is None)
+    if args.rerank and (args.product_id is not None or args.modifier is not None or not one_query):
+        raise ConfigError("--rerank re-scores a --text query or an --image query (not both, not a product)")
+    if args.rerank and not args.cross_run:
+        raise ConfigError("--rerank needs --cross-run: a 'samestyle pretrain' run with a matching head")
     service = SearchService.open(args.index)
     flt = Filter.parse(args.filter) if args.filter else None
+    k_final, args.k = args.k, max(args.k, args.rerank or 0)
     if args.modifier is not None:
         hits = service.compose(
             modifier=args.modifier,
@@ -195,6 +201,9 @@ def _cmd_search(args: argparse.Namespace) -> int:
             other_suppliers=args.other_suppliers,
             query_space=args.query_space,
         )
+    if args.rerank:
+        hits = _rerank(service, hits, args)
+    hits = hits[:k_final]
     if args.json:
         print(json.dumps([_hit_record(h) for h in hits], indent=2))
         return 0
@@ -206,6 +215,20 @@ def _cmd_search(args: argparse.Namespace) -> int:
             shared = ", ".join(f"{k}={v}" for k, v in h.shared.items())
             print(f"       similarity: {sims}" + (f"; shared: {shared}" if shared else ""))
     return 0
+
+
+def _rerank(service: Any, hits: list[Any], args: argparse.Namespace) -> list[Any]:
+    """The top ``--rerank`` hits re-ordered by the cross-encoder of ``--cross-run``."""
+    from samestyle.pretrain.search_rerank import CrossReranker
+
+    catalog_dir = service.index.manifest.get("meta", {}).get("catalog")
+    root = None
+    if catalog_dir and Path(catalog_dir).exists():
+        from samestyle.catalog.store import read_catalog
+
+        root = read_catalog(catalog_dir).image_root
+    reranker = CrossReranker(args.cross_run, image_root=root)
+    return reranker.rerank(hits, args.rerank, text=args.text, image=args.image)
 
 
 def _cmd_dedupe(args: argparse.Namespace) -> int:
@@ -505,6 +528,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--explain", action="store_true", help="per-modality similarity and shared attributes")
     p.add_argument("--json", action="store_true", help="hits as JSON (with scores and shared attributes)")
+    p.add_argument(
+        "--rerank",
+        type=int,
+        metavar="K",
+        help="re-order the top K hits of a --text or --image query by the cross-encoder (--cross-run)",
+    )
+    p.add_argument("--cross-run", help="a 'samestyle pretrain' run (with a matching head) for --rerank")
     p.set_defaults(func=_cmd_search)
 
     p = sub.add_parser("dedupe", help="group duplicate listings (whole catalogue or one supplier)")
