@@ -295,6 +295,36 @@ def _cmd_pretrain(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_caption(args: argparse.Namespace) -> int:
+    from samestyle.config import load_config
+    from samestyle.pretrain.caption import CaptionConfig, CaptionRun, caption_run
+
+    if args.out is None and args.run is None:
+        raise ConfigError("give --run RUN to caption, or --out RUN (with --config) to train a caption run")
+    if args.out is not None and args.run is not None:
+        raise ConfigError("give either --run (an existing caption run) or --out (train a new one), not both")
+    if args.run is not None and not (args.image or args.product):
+        raise ConfigError("give --image PATH and/or --product ID to caption (repeatable)")
+    if args.out is not None:
+        metrics = caption_run(load_config(CaptionConfig, args.config, args.set or []), args.out)
+        last = metrics["history"][-1] if metrics["history"] else {}
+        print(
+            f"trained {args.out}: {metrics['steps']} steps, {metrics['train_seconds']:.0f}s; "
+            f"last epoch train loss {last.get('train_loss', float('nan')):.3f}, "
+            f"held-out {last.get('test_loss', float('nan')):.3f}"
+        )
+    run = CaptionRun(args.run or args.out)
+    results = (run.caption_images(args.image, args.beam) if args.image else []) + (
+        run.caption_products(args.product, args.beam) if args.product else []
+    )
+    for r in results:
+        if r.error is not None:
+            print(f"error: {r.error}", file=sys.stderr)
+        else:
+            print(f"{r.source}\t{r.title}")
+    return 2 if any(r.error is not None for r in results) else 0
+
+
 def _cmd_eval(args: argparse.Namespace) -> int:
     from samestyle.eval.report import write_report
     from samestyle.eval.runner import run_myntra_eval
@@ -480,6 +510,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--out", required=True, help="run folder (config.toml, model.safetensors, metrics.json)")
     p.set_defaults(func=_cmd_pretrain)
+
+    p = sub.add_parser(
+        "caption", help="generate product titles from images with a trained caption run (or train one)"
+    )
+    p.add_argument("--run", help="a caption run folder (from 'samestyle caption --out')")
+    p.add_argument("--image", action="append", metavar="PATH", help="an image file to caption (repeatable)")
+    p.add_argument("--product", action="append", metavar="ID", help="a catalogue product id (repeatable)")
+    p.add_argument("--beam", type=int, help="beam width (1: greedy; default: the run's decode.beam)")
+    p.add_argument("--config", help="train: a TOML caption config (see configs/caption.toml)")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="train: override, e.g. train.epochs=5")
+    p.add_argument("--out", help="train a new caption run into this folder (then caption any inputs with it)")
+    p.set_defaults(func=_cmd_caption)
 
     p = sub.add_parser("eval", help="score a method on the held-out Myntra protocols (JSON + Markdown)")
     p.add_argument("--catalog", required=True)
