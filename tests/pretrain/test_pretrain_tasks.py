@@ -144,3 +144,18 @@ def test_unknown_task_is_a_config_error() -> None:
 
     with pytest.raises(ConfigError, match="rotaton"):
         build_tasks(("itm", "rotaton"), 16, 12, 8, guided=False)
+
+
+def test_fresh_encoder_outputs_depend_on_the_content_not_only_on_positions() -> None:
+    # real-data scales: MiniLM word embeddings ~0.05 per dim, unit-norm 256-d patches ~0.06 per dim
+    from samestyle.pretrain.model import CrossConfig, CrossEncoder
+
+    torch.manual_seed(0)
+    cfg = CrossConfig(width=64, layers=2, heads=4, ff=128, dropout=0.0, patch_dim=256, vocab=50, max_tokens=8)
+    enc = CrossEncoder(cfg, torch.randn(50, 384) * 0.05).eval()
+    tokens = torch.randint(1, 50, (16, 8))
+    patches = torch.randn(16, 55, 256) / 16
+    with torch.no_grad():
+        out = enc(tokens, patches)
+    for part in (out.cls, out.patch[:, 0], out.text[:, 0]):  # spread across the 16 products
+        assert float(part.std(0).mean()) > 0.05  # N(0, 1) position embeddings gave ~0.005 (collapse)

@@ -78,6 +78,10 @@ class CrossEncoder(nn.Module):
         )
         self.encoder = nn.TransformerEncoder(layer, cfg.layers, enable_nested_tensor=False)
         self.ln_out = nn.LayerNorm(w)
+        for emb in (self.segment, self.position, self.scale, self.cell):
+            # BERT's init. nn.Embedding's default N(0, 1) made these ~30x the content projections, so after
+            # ln_in every input looked the same and the outputs collapsed (std across products ~0.005)
+            nn.init.normal_(emb.weight, std=0.02)
 
     def forward(
         self,
