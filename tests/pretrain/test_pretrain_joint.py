@@ -4,6 +4,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 from pretrain_fakes import tiny_data, tiny_model_config
 
 from samestyle.errors import ArtifactError
@@ -133,3 +134,34 @@ def test_attach_joint_reads_vectors_by_id_and_names_a_missing_product(tmp_path: 
     data["ids"] = np.array([*data["ids"][:5], "ghost"])
     with pytest.raises(ArtifactError, match="ghost"):
         attach_joint(data, tmp_path / "emb")
+
+
+def test_late_interaction_score_matches_a_plain_loop_and_ignores_padding() -> None:
+    torch.manual_seed(0)
+    task = ImageTextMatching(8, late=True, late_dim=4)
+    enc = Encoded(torch.randn(2, 55, 8)[:, 0], torch.randn(2, 3, 8), torch.randn(2, 55, 8))
+    pad = torch.tensor([[False, False, True], [False, True, True]])
+    got = task.late_score(enc, pad)
+    with torch.no_grad():
+        for n in range(2):
+            sims = []
+            for t in range(3):
+                if pad[n, t]:
+                    continue
+                tv = task.t_proj(enc.text[n, t])
+                cos = [float(F.cosine_similarity(tv, task.p_proj(enc.patch[n, p]), dim=0)) for p in range(55)]
+                sims.append(max(cos))
+            assert float(got[n]) == pytest.approx(sum(sims) / len(sims), abs=1e-5)
+    head = float(task.head(enc.cls[:1]).squeeze())
+    assert float(task.score(enc, pad=pad)[0]) == pytest.approx(head + float(got[0]), abs=1e-5)
+    with pytest.raises(ValueError, match="padding"):
+        task.score(enc)
+
+
+def test_a_late_interaction_run_saves_loads_and_scores(tmp_path: Path) -> None:
+    data = _with_joint(tiny_data())
+    pretrain_run(replace(_cfg(data), late=True), tmp_path / "run", data=data)
+    model, cfg = load_pretrain_run(tmp_path / "run")
+    assert cfg.late and "tasks.itm.t_proj.weight" in model.state_dict()
+    scorer = CrossScorer(model, data["tokens"], data["patches"], joint=(data["joint_img"], data["joint_txt"]))
+    assert np.isfinite(scorer.pairs(np.array([0, 1]), np.array([1, 0]))).all()

@@ -70,22 +70,49 @@ class ImageTextMatching(Task):
     With ``residual`` the logit is ``head([CLS]) + exp(log_scale) * bi + bias``, ``bi`` the bi-encoder's
     cosine of the pair (``pretrain.joint``): the cross-encoder learns a correction to the bi-encoder
     instead of matching from scratch. ``init_scale`` is the initial multiplier of the cosine.
+
+    With ``late`` a fine-grained term is added: ``w * mean over title tokens of max over patches of
+    cos(t_proj(token output), p_proj(patch output))`` (a late-interaction "MaxSim" over the encoder's
+    contextualised tokens), which gives matching a direct path from word pieces to image regions.
     """
 
     name = "itm"
 
-    def __init__(self, width: int, residual: bool = False, init_scale: float = 10.0) -> None:
+    def __init__(
+        self,
+        width: int,
+        residual: bool = False,
+        init_scale: float = 10.0,
+        late: bool = False,
+        late_dim: int = 128,
+    ) -> None:
         super().__init__()
         self.head = nn.Linear(width, 1)
-        self.residual = residual
+        self.residual, self.late = residual, late
         if residual:
             nn.init.zeros_(self.head.weight)  # start as the bi-encoder: the correction grows from zero
             nn.init.zeros_(self.head.bias)
             self.log_scale = nn.Parameter(torch.tensor(float(init_scale)).log())
             self.bias = nn.Parameter(torch.tensor(0.0))
+        if late:
+            self.t_proj = nn.Linear(width, late_dim)
+            self.p_proj = nn.Linear(width, late_dim)
+            self.late_weight = nn.Parameter(torch.tensor(1.0))
 
-    def score(self, enc: Encoded, bi: Tensor | None = None) -> Tensor:
+    def late_score(self, enc: Encoded, pad: Tensor) -> Tensor:
+        """``[N]`` mean over real title tokens (``~pad``) of their best cosine with any patch."""
+        t = F.normalize(self.t_proj(enc.text), dim=-1)  # [N, T, d]
+        p = F.normalize(self.p_proj(enc.patch), dim=-1)  # [N, P, d]
+        best = torch.einsum("ntd,npd->ntp", t, p).amax(-1)  # [N, T]
+        real = (~pad).float()
+        return (best * real).sum(1) / real.sum(1).clamp(min=1.0)
+
+    def score(self, enc: Encoded, bi: Tensor | None = None, pad: Tensor | None = None) -> Tensor:
         out = self.head(enc.cls).squeeze(-1)  # [N]
+        if self.late:
+            if pad is None:
+                raise ValueError("late-interaction matching needs the title padding mask (tokens == 0)")
+            out = out + self.late_weight * self.late_score(enc, pad)
         if not self.residual:
             return out
         if bi is None:
@@ -95,7 +122,7 @@ class ImageTextMatching(Task):
         return out + self.log_scale.exp() * bi + self.bias
 
     def loss(self, enc: Encoded, batch: Batch) -> Tensor:
-        return F.binary_cross_entropy_with_logits(self.score(enc, batch.bi), batch.match)
+        return F.binary_cross_entropy_with_logits(self.score(enc, batch.bi, batch.tokens == 0), batch.match)
 
 
 def gumbel_topk_mask(scores: Tensor, counts: Tensor, gen: torch.Generator) -> Tensor:
@@ -260,13 +287,19 @@ targets are the inputs after all of that; a swapped patch is never already hidde
 
 
 def build_tasks(
-    names: tuple[str, ...], width: int, vocab: int, patch_dim: int, guided: bool, residual: bool = False
+    names: tuple[str, ...],
+    width: int,
+    vocab: int,
+    patch_dim: int,
+    guided: bool,
+    residual: bool = False,
+    late: bool = False,
 ) -> nn.ModuleDict:
     """The tasks ``names`` (of ``TASK_NAMES`` + ``AUX_TASK_NAMES``) keyed by name, in ``TASK_ORDER``."""
     from samestyle.pretrain import kaleido_tasks  # imported here: it imports this module
 
     makers = {
-        "itm": lambda: ImageTextMatching(width, residual=residual),
+        "itm": lambda: ImageTextMatching(width, residual=residual, late=late),
         "mlm": lambda: MaskedLanguageModel(width, vocab, guided=guided),
         "mpm": lambda: MaskedPatchModel(width, patch_dim),
         "jigsaw": lambda: Jigsaw(width),

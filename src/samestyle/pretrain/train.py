@@ -70,6 +70,8 @@ class PretrainConfig:
     weighting: str = "fashionbert"
     residual: bool = False
     """Matching logit = correction + scaled bi-encoder cosine (``ImageTextMatching``)."""
+    late: bool = False
+    """Add the late-interaction (MaxSim over contextualised tokens and patches) matching term."""
     data: PretrainDataConfig = field(default_factory=PretrainDataConfig)
     model: CrossConfig = field(default_factory=CrossConfig)
     train: PretrainTrainConfig = field(default_factory=PretrainTrainConfig)
@@ -85,13 +87,19 @@ class Pretrainer(nn.Module):
         m = cfg.model
         self.encoder = CrossEncoder(m, token_table)
         self.tasks = build_tasks(
-            cfg.tasks, m.width, m.vocab, m.patch_dim, cfg.masking == "guided", residual=cfg.residual
+            cfg.tasks,
+            m.width,
+            m.vocab,
+            m.patch_dim,
+            cfg.masking == "guided",
+            residual=cfg.residual,
+            late=cfg.late,
         )
 
     def itm_score(self, tokens: Tensor, patches: Tensor, bi: Tensor | None = None) -> Tensor:
         """Matching logits ``[N]`` of clean (uncorrupted) inputs; ``bi`` the bi-encoder cosines (residual)."""
         enc: Encoded = self.encoder(tokens, patches)
-        return self.tasks["itm"].score(enc, bi)  # type: ignore[operator]
+        return self.tasks["itm"].score(enc, bi, tokens == 0)  # type: ignore[operator]
 
 
 def resolve_model_config(cfg: PretrainConfig, data: dict[str, np.ndarray]) -> PretrainConfig:
