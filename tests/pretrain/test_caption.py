@@ -286,3 +286,13 @@ def test_real_image_file_patches_match_the_prepared_ones() -> None:
     )  # fmt: skip
     assert errors == [None, None]
     np.testing.assert_allclose(got, data["patches"][rows].astype(np.float32), atol=0.03, rtol=0.03)
+
+
+def test_fresh_decoder_memory_depends_on_the_image_not_only_on_the_cell() -> None:
+    # real-data scale: unit-norm 256-d patches are ~0.06 per dimension
+    torch.manual_seed(0)
+    cfg = DecoderConfig(width=64, layers=1, heads=4, ff=128, dropout=0.0, vocab=20)
+    model = CaptionDecoder(cfg, torch.randn(20, 384) * 0.05)
+    with torch.no_grad():
+        mem = model.memory(torch.randn(16, 55, 256) / 16)
+    assert float(mem.std(0).mean()) > 0.3  # N(0, 1) cell embeddings gave ~0.04: the image barely showed

@@ -81,6 +81,8 @@ class CaptionDecoder(nn.Module):
         self.decoder = nn.TransformerDecoder(layer, cfg.layers)
         self.ln_out = nn.LayerNorm(w)
         self.out_proj = nn.Linear(w, w)
+        for emb in (self.position, self.cell):  # BERT's init: N(0, 1) would drown the ~0.05 content
+            nn.init.normal_(emb.weight, std=0.02)
         self.out_bias = nn.Parameter(torch.zeros(cfg.vocab + 2))
 
     @property
