@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 
 import numpy as np
@@ -45,10 +44,9 @@ def test_untrained_buffer_is_exact_and_trains_at_min_train(unit) -> None:
     assert ivf.trained and len(ivf) == 600
 
 
-def test_filtered_walk_widens_nprobe_and_never_returns_disallowed(data, caplog) -> None:
-    caplog.set_level(logging.DEBUG, logger="samestyle.index.ivf")
+def test_filtered_cell_walk_fills_k_and_never_returns_disallowed(data) -> None:
     vecs, queries = data(6000, 40, 32, seed=8, clusters=50)
-    ivf = FaissIVFIndex(32, IVFConfig(exact_filter_max=0, max_filtered_nprobe=4))
+    ivf = FaissIVFIndex(32, IVFConfig(exact_filter_max=0))
     exact, ids = pair_with_exact(ivf, vecs)
     chosen = {ids[i] for i in np.flatnonzero(np.random.default_rng(4).random(len(ids)) < 0.02)}
     got = ivf.search(queries, 10, ivf.allow(chosen))

@@ -10,9 +10,11 @@ vectors is searched exactly and with a growing ``nprobe`` until recall@10 (each 
 out) reaches ``target_recall``. The chosen value is saved with the index.
 
 Until ``min_train`` vectors have arrived there is nothing to train on: vectors wait in an exact flat
-buffer, which is searched exactly. Filters are an ``IDSelector`` inside the FAISS search with ``nprobe``
-widened by 1 / (allowed share); small allowed sets are scored exhaustively from their decoded codes.
-Removes are real (``remove_ids`` through a hash-table direct map).
+buffer, which is searched exactly. Filtered searches (:mod:`samestyle.index.ivf_cells`) score small
+allowed sets exhaustively from their decoded codes; larger ones probe only the cells that hold allowed
+vectors, nearest first, until those cells hold ``filtered_target`` allowed vectors (calibrated after
+training like ``nprobe``) and then while they stay within a scan budget, with an ``IDSelector`` inside
+the FAISS scan. Removes are real (``remove_ids`` through a hash-table direct map).
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from samestyle.fsio import read_json, write_json
 from samestyle.index.base import INDEX_BACKENDS, VectorIndex
 from samestyle.index.exact import exact_topk
 from samestyle.index.faiss_backend import FAISS_FILE, _faiss, _write_faiss, make_selector
+from samestyle.index.ivf_cells import CellMap, calibrate_target, probe_filtered
 from samestyle.index.labels import AllowList
 
 log = logging.getLogger(__name__)
@@ -40,6 +43,8 @@ CALIBRATION_QUERIES = 500
 PLATEAU = 0.005  # recall gained over 3 steps below this: more cells stop paying
 CALIBRATION_MARGIN = 0.5  # aim for target + half the gap to 1: self-queries are easier than real ones
 CALIBRATION_K = 10
+FILTER_CALIBRATION_SHARE = 0.1  # the random allow-list of the filtered calibration (ivf_cells)
+BUDGET_FACTOR = 4.0  # filtered scan budget: 4x the vectors an unfiltered search scans
 
 
 def auto_nlist(n: int) -> int:
@@ -49,6 +54,13 @@ def auto_nlist(n: int) -> int:
         return 1
     target = 2 ** round(math.log2(4 * math.sqrt(n)))
     return int(max(1, min(target, 2 ** math.floor(math.log2(n // 39)))))
+
+
+def default_filtered_target(nprobe: int, n: int, nlist: int) -> int:
+    """Allowed vectors a filtered search probes for when none was calibrated (indexes saved before the
+    calibration existed): a tenth of what an unfiltered search scans, at least 50. At 1M x 256 the
+    calibration chose 653 (benchmarks/bench_scale.py), and nprobe 23 x 244 / 10 = 561."""
+    return max(50, round(nprobe * n / max(nlist, 1) / 10))
 
 
 @dataclass(frozen=True)
@@ -65,7 +77,13 @@ class IVFConfig:
         train_sample: at most this many vectors train k-means (and the SQ / PQ codebooks).
         exact_filter_max: filtered searches allowing at most this many vectors score them all from
             their decoded codes instead of walking the cells.
-        max_filtered_nprobe: a filtered search widens nprobe by 1 / share, up to this (and nlist).
+        filtered_target: a filtered search probes cells holding allowed vectors, nearest first, until
+            they hold this many allowed vectors; 0 = calibrated after training for ``target_recall``.
+        filtered_scan_budget: past ``filtered_target``, it goes on probing such cells while they hold
+            at most this many vectors in all (allowed or not), which answers a concentrated filter
+            (a category) nearly exactly; 0 = 4x the vectors an unfiltered search scans.
+        max_filtered_nprobe: unused since filtered searches walk the cells that hold allowed vectors
+            (it widened nprobe by 1 / allowed share); kept so that older saved indexes load.
     """
 
     codec: str = "sq8"
@@ -76,13 +94,16 @@ class IVFConfig:
     min_train: int = 1000
     train_sample: int = 100_000
     exact_filter_max: int = 1000
+    filtered_target: int = 0
+    filtered_scan_budget: int = 0
     max_filtered_nprobe: int = 1024
 
     def __post_init__(self) -> None:
         if self.codec not in CODECS:
             raise ConfigError(f"IVF codec must be one of {', '.join(CODECS)}, got {self.codec!r}")
-        if min(self.nlist, self.nprobe, self.pq_m) < 0 or min(self.min_train, self.train_sample) < 1:
-            raise ConfigError(f"IVF nlist/nprobe/pq_m must be >= 0 and min_train/train_sample >= 1: {self}")
+        knobs = (self.nlist, self.nprobe, self.pq_m, self.filtered_target, self.filtered_scan_budget)
+        if min(*knobs, self.exact_filter_max) < 0 or min(self.min_train, self.train_sample) < 1:
+            raise ConfigError(f"IVF counts must be >= 0 and min_train/train_sample >= 1: {self}")
         if not 0.0 < self.target_recall <= 1.0:
             raise ConfigError(f"target_recall must be in (0, 1], got {self.target_recall}")
 
@@ -107,6 +128,8 @@ class FaissIVFIndex(VectorIndex):
         self._trained = False
         self._nlist = 0
         self._nprobe = 0
+        self._filtered_target = 0
+        self._cells = CellMap()
 
     @property
     def reconstruct_atol(self) -> float:
@@ -125,6 +148,11 @@ class FaissIVFIndex(VectorIndex):
     @property
     def nprobe(self) -> int:
         return self._nprobe
+
+    @property
+    def filtered_target(self) -> int:
+        """Allowed vectors the cells probed by a filtered search hold (at least)."""
+        return self._filtered_target
 
     def _pq_m(self) -> int:
         return self.config.pq_m or max(1, self.dim // 4)
@@ -161,14 +189,13 @@ class FaissIVFIndex(VectorIndex):
         index.train(sample)
         index.add_with_ids(vectors, labels)
         self._index, self._trained = index, True
+        self._cells.reset()
         self._nprobe = self.config.nprobe or self._calibrate(vectors, labels, rng)
+        self._filtered_target = self.config.filtered_target or self._calibrate_filtered(vectors, labels, rng)
         log.info(
-            "IVF(%s): trained %d cells on %d vectors; nprobe=%d",
-            self.config.codec,
-            self._nlist,
-            n,
-            self._nprobe,
-        )
+            "IVF(%s): trained %d cells on %d vectors; nprobe=%d, filtered_target=%d",
+            self.config.codec, self._nlist, n, self._nprobe, self._filtered_target,
+        )  # fmt: skip
 
     def _calibrate(self, vectors: np.ndarray, labels: np.ndarray, rng: np.random.Generator) -> int:
         """Smallest nprobe (steps of ~sqrt 2) whose recall@10 on stored sample vectors meets the target.
@@ -209,11 +236,37 @@ class FaissIVFIndex(VectorIndex):
                 return chosen
             nprobe = max(nprobe + 1, round(nprobe * math.sqrt(2)))
 
+    def _calibrate_filtered(self, vectors: np.ndarray, labels: np.ndarray, rng: np.random.Generator) -> int:
+        """``filtered_target`` for the same aim as :meth:`_calibrate` (:func:`calibrate_target`)."""
+        fallback = default_filtered_target(self._nprobe, len(vectors), self._nlist)
+        if len(vectors) * FILTER_CALIBRATION_SHARE <= max(self.config.exact_filter_max, 4 * CALIBRATION_K):
+            return fallback  # filters this small are answered exactly
+        self._cells.build(self._index)
+        aim = self.config.target_recall + CALIBRATION_MARGIN * (1.0 - self.config.target_recall)
+        return calibrate_target(
+            self._index,
+            self._cells,
+            vectors,
+            labels,
+            rng,
+            CALIBRATION_K,
+            aim,
+            PLATEAU,
+            FILTER_CALIBRATION_SHARE,
+        )
+
     # ---- hooks --------------------------------------------------------------------------------
     def _add(self, labels: np.ndarray, vectors: np.ndarray) -> None:
-        self._index.add_with_ids(vectors, labels)
-        if not self._trained and self._index.ntotal >= self.config.min_train:
-            self.train()
+        if not self._trained:
+            self._index.add_with_ids(vectors, labels)
+            if self._index.ntotal >= self.config.min_train:
+                self.train()
+            return
+        labels = np.ascontiguousarray(labels, dtype=np.int64)
+        cells = np.ascontiguousarray(self._index.quantizer.assign(vectors, 1).reshape(-1), dtype=np.int64)
+        sp = _faiss().swig_ptr  # add_with_ids would assign again; the cell map needs the same cells
+        self._index.add_core(len(labels), sp(vectors), sp(labels), sp(cells))
+        self._cells.assigned(labels, cells.astype(np.int32))
 
     def _remove(self, labels: np.ndarray) -> None:
         labels = np.ascontiguousarray(labels, dtype=np.int64)
@@ -224,6 +277,7 @@ class FaissIVFIndex(VectorIndex):
             else faiss.IDSelectorBatch(labels)
         )
         self._index.remove_ids(sel)
+        self._cells.removed(labels)
 
     def _get(self, labels: np.ndarray) -> np.ndarray:
         return np.asarray(self._index.reconstruct_batch(labels))
@@ -240,46 +294,55 @@ class FaissIVFIndex(VectorIndex):
     def _search(
         self, queries: np.ndarray, k: int, allowed: AllowList | None
     ) -> tuple[np.ndarray, np.ndarray]:
-        faiss = _faiss()
         if not self._trained:  # the exact buffer
             params = (
                 None
                 if allowed is None
-                else faiss.SearchParameters(sel=make_selector(allowed.labels, self._map.next_label))
+                else _faiss().SearchParameters(sel=make_selector(allowed.labels, self._map.next_label))
             )
             scores, labels = self._index.search(queries, k, params=params)
             return scores, labels
-        nprobe, sel, n_allowed = self._nprobe, None, len(self)
         if allowed is not None:
-            n_allowed = len(allowed)
-            if n_allowed <= self.config.exact_filter_max:
-                return self._exact_labels(queries, k, allowed.labels)
-            widen = math.ceil(nprobe * len(self) / n_allowed)
-            nprobe = max(nprobe, min(widen, self.config.max_filtered_nprobe))
-            sel = make_selector(allowed.labels, self._map.next_label)
-        scores, labels = self._ivf_search(queries, k, nprobe, sel)
-        short = (labels >= 0).sum(axis=1) < min(k, n_allowed)
-        if short.any():  # the probed cells held fewer than k (allowed) vectors: scan every cell
-            scores[short], labels[short] = self._ivf_search(queries[short], k, self._nlist, sel)
+            return self._filtered_search(queries, k, allowed)
+        scores, labels = self._ivf_search(queries, k, self._nprobe, None)
+        short = (labels >= 0).sum(axis=1) < min(k, len(self))
+        if short.any():  # the probed cells held fewer than k vectors: scan every cell
+            scores[short], labels[short] = self._ivf_search(queries[short], k, self._nlist, None)
             log.debug("IVF: %d of %d queries short of k=%d, rescanned every cell", short.sum(), len(short), k)
         return scores, labels
 
+    def _filtered_search(
+        self, queries: np.ndarray, k: int, allowed: AllowList
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Small allowed sets exactly from their codes, larger ones by walking the cells that hold them."""
+        if not self._cells.built:
+            self._cells.build(self._index)
+        slots = self._cells.slots(allowed.labels)
+        counts = np.bincount(slots, minlength=self._nlist + 1)  # [0]: allowed labels not stored
+        if len(slots) - counts[0] <= self.config.exact_filter_max:
+            return self._exact_labels(queries, k, allowed.labels[slots > 0])
+        target = self._filtered_target or default_filtered_target(self._nprobe, len(self), self._nlist)
+        budget = self.config.filtered_scan_budget or round(
+            BUDGET_FACTOR * self._nprobe * len(self) / self._nlist
+        )
+        return probe_filtered(
+            self._index, self._cells, queries, k, allowed.labels, slots, counts[1:], target, budget,
+            self._map.next_label,
+        )  # fmt: skip
+
     def _exact_labels(self, queries: np.ndarray, k: int, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Every allowed vector scored from its decoded code (labels not in the index are skipped)."""
-        live = self._map._id  # label -> id of every present vector
-        present = np.fromiter((lab for lab in labels.tolist() if lab in live), np.int64)
+        """Every vector of ``labels`` (all stored) scored from its decoded code."""
         vectors = (
-            np.asarray(self._index.reconstruct_batch(present)) if len(present) else np.zeros((0, self.dim))
+            np.asarray(self._index.reconstruct_batch(labels)) if len(labels) else np.zeros((0, self.dim))
         )
         scores, pos = exact_topk(queries, vectors.astype(np.float32, copy=False), k)
-        return scores, present[pos]
+        return scores, labels[pos]
 
     # ---- persistence --------------------------------------------------------------------------
     def _save_data(self, directory: Path) -> None:
         _write_faiss(self._index, directory / FAISS_FILE)
-        write_json(
-            directory / STATE_FILE, {"trained": self._trained, "nlist": self._nlist, "nprobe": self._nprobe}
-        )
+        state = {"trained": self._trained, "nlist": self._nlist, "nprobe": self._nprobe}
+        write_json(directory / STATE_FILE, {**state, "filtered_target": self._filtered_target})
 
     def _load_data(self, directory: Path) -> None:
         state = read_json(directory / STATE_FILE)
@@ -290,6 +353,8 @@ class FaissIVFIndex(VectorIndex):
             index.set_direct_map_type(_faiss().DirectMap.Hashtable)
         self._index, self._trained = index, bool(state["trained"])
         self._nlist, self._nprobe = int(state["nlist"]), int(state["nprobe"])
+        self._filtered_target = int(state.get("filtered_target", 0))  # 0 (older saves): the default rule
+        self._cells.reset()
 
 
 INDEX_BACKENDS.register("faiss-ivf")(FaissIVFIndex)
