@@ -21,7 +21,8 @@ def test_selective_filter_through_hnsw_returns_k(pg_dsn: str, data) -> None:
     """Post-filtering HNSW (pgvector 0.6.2) would come back short; the widened scan + exact rerun fill k."""
     vecs, queries = data(3000, 10, 16, seed=3, clusters=30)
     ids = [f"p{i}" for i in range(len(vecs))]
-    pg = PgVectorIndex(16, PgVectorConfig(exact_filter_max=0, ef_search=10, index_min_rows=100))
+    config = PgVectorConfig(exact_filter_max=0, filtered_hit_factor=0.0, ef_search=10, index_min_rows=100)
+    pg = PgVectorIndex(16, config)  # both exact shortcuts off: HNSW first, then the exact re-run
     exact = ExactIndex(16)
     pg.add(ids, vecs)
     exact.add(ids, vecs)

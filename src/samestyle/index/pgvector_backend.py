@@ -11,17 +11,30 @@ One table per index: ``(label bigint primary key, embedding vector(dim))``. Bulk
 (smaller tables are scanned exactly). A saved index is a reference: ``index.json``, the id map and
 ``pgvector.json`` (DSN and table); the rows stay in the database.
 
-Filters: pgvector 0.6.2 applies a WHERE clause *after* its HNSW scan, so a selective filter would return
-fewer than k rows. Allowed sets up to ``exact_filter_max`` (2,000) are answered by an exact query over
-the subset (primary-key lookups, then an ORDER BY on the distance); larger ones scan HNSW with
-``ef_search`` widened by 1 / (allowed share) (pgvector caps it at 1000), and a query still short of k is
-re-run exactly. (At 100k rows an exact query over 10k allowed rows took ~35 ms, hence the low cut-off.)
+Filters: pgvector 0.6.2 (the version ``pgserver`` ships; iterative index scans arrived in 0.8) applies a
+WHERE clause *after* its HNSW scan, so a selective filter would return fewer than k rows. A filtered query
+therefore takes one of two paths:
+
+- **exact** over the allowed rows (primary-key lookups, then an ORDER BY on the distance) when the set has
+  at most ``exact_filter_max`` rows, or when the widened HNSW beam (``ef_search`` is capped at 1,000)
+  would hold fewer than ``filtered_hit_factor`` x k allowed rows on average, so the scan would run dry;
+- **HNSW** with ``ef_search`` widened by 1 / (allowed share), the allowed set sent as a *bitmap*
+  (``bytea``, one bit a label) and tested with ``get_bit`` on each candidate: O(1) a row. (With the
+  labels as an array parameter, ``label = ANY($1)``, the plan changed under the caller: psycopg
+  prepares a statement on its 5th run, and PostgreSQL's generic plan for it looks every allowed row
+  up by primary key and sorts them, exact but linear in the allowed rows: 341 ms for 100k at 1M.)
+  The scan keeps every allowed candidate of the beam, not just k. A beam of ``ef`` rows around the query
+  would hold about ``E = ef x share`` allowed rows if they were spread evenly (a binomial count); when
+  it holds fewer than k, or fewer than ``E - 3 sqrt(E)`` (:func:`beam_floor`), the allowed rows lie
+  elsewhere (a category far from the query), the beam cannot be trusted and the query is re-run
+  exactly.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 import os
 import uuid
 from dataclasses import dataclass
@@ -71,7 +84,13 @@ class PgVectorConfig:
         m, ef_construction: HNSW build parameters (pgvector defaults 16 / 64).
         ef_search: HNSW search beam (raised to k).
         index_min_rows: create the HNSW index once the table holds this many rows.
-        exact_filter_max: filtered searches allowing at most this many rows are answered exactly.
+        exact_filter_max: filtered searches allowing at most this many rows are answered exactly: the
+            primary-key query costs ~2-3 ms a 1,000 rows, about what an HNSW scan with ``ef_search``
+            1,000 costs at 10,000 (20 ms vs 21 ms at 100k rows, 27 vs 32 ms at 1M; bench_scale.py).
+        filtered_hit_factor: a filtered search is also answered exactly when the widened HNSW beam
+            would hold fewer than this many times k allowed rows on average (0: never for this reason).
+        density_check: re-run an HNSW answer exactly when its beam holds fewer allowed rows than
+            :func:`beam_floor` (False: only when it is short of k).
     """
 
     dsn: str = ""
@@ -80,13 +99,17 @@ class PgVectorConfig:
     ef_construction: int = 64
     ef_search: int = 100
     index_min_rows: int = 1000
-    exact_filter_max: int = 2_000
+    exact_filter_max: int = 10_000
+    filtered_hit_factor: float = 2.0
+    density_check: bool = True
 
     def __post_init__(self) -> None:
         if self.table and not self.table.replace("_", "").isalnum():
             raise ConfigError(f"pgvector table name must be letters, digits and _, got {self.table!r}")
         if min(self.m, self.ef_construction, self.ef_search, self.index_min_rows) < 1:
             raise ConfigError(f"pgvector m, ef_construction, ef_search, index_min_rows must be >= 1: {self}")
+        if min(self.exact_filter_max, self.filtered_hit_factor) < 0:
+            raise ConfigError(f"pgvector exact_filter_max and filtered_hit_factor must be >= 0: {self}")
 
 
 def _copy_payload(labels: np.ndarray, vectors: np.ndarray) -> bytes:
@@ -100,6 +123,21 @@ def _copy_payload(labels: np.ndarray, vectors: np.ndarray) -> bytes:
     rows["nf"], rows["l1"], rows["label"], rows["l2"] = 2, 8, labels, 4 + 4 * dim
     rows["dim"], rows["unused"], rows["vec"] = dim, 0, vectors
     return b"PGCOPY\n\xff\r\n\x00" + b"\x00" * 8 + rows.tobytes() + b"\xff\xff"
+
+
+def beam_floor(expected: float, sigmas: float = 3.0) -> float:
+    """Fewest allowed rows a beam expected to hold ``expected`` of them (allowed rows spread evenly: a
+    binomial count, variance <= mean) may hold before it is taken for a beam that missed them."""
+    return expected - sigmas * math.sqrt(expected)
+
+
+def label_bitmap(labels: np.ndarray, universe: int) -> bytes:
+    """One bit a label in ``[0, universe)``, set for ``labels``, in PostgreSQL's ``get_bit`` order (bit
+    ``i % 8``, counted from the least significant, of byte ``i // 8``). Labels outside are dropped."""
+    mask = np.zeros(max(universe, 1), dtype=bool)
+    labels = np.asarray(labels, dtype=np.int64)
+    mask[labels[(labels >= 0) & (labels < universe)]] = True
+    return np.packbits(mask, bitorder="little").tobytes()
 
 
 class PgVectorIndex(VectorIndex):
@@ -156,7 +194,10 @@ class PgVectorIndex(VectorIndex):
 
     def _after_mutation(self) -> None:
         if not self._has_index and len(self) >= self.config.index_min_rows:
-            self._conn.execute("SET maintenance_work_mem = '1GB'")
+            # pgvector builds the graph in memory while it fits (~1.4 KB a 256-d row with m=16), and
+            # much more slowly on disk after that
+            mem_mb = max(1024, math.ceil(len(self) * (4 * self.dim + 48 * self.config.m) * 1.25 / 2**20))
+            self._conn.execute(f"SET maintenance_work_mem = '{mem_mb}MB'")
             self._conn.execute(
                 f"CREATE INDEX IF NOT EXISTS {self.table}_hnsw ON {self.table} USING hnsw "
                 f"(embedding vector_ip_ops) WITH (m = {self.config.m}, "
@@ -180,38 +221,59 @@ class PgVectorIndex(VectorIndex):
         scores = np.full((len(queries), k), -np.inf, np.float32)
         labels = np.full((len(queries), k), -1, np.int64)
         n_allowed = len(self) if allowed is None else len(allowed)
-        exact = allowed is not None and (n_allowed <= self.config.exact_filter_max or not self._has_index)
         ef = max(self.config.ef_search, k)
-        if allowed is not None and not exact:
-            ef = min(MAX_EF_SEARCH, int(np.ceil(ef * len(self) / max(n_allowed, 1))))
+        exact, bitmap, share = False, None, 1.0
+        if allowed is not None:
+            share = n_allowed / max(len(self), 1)
+            ef = min(MAX_EF_SEARCH, math.ceil(ef / max(share, 1e-12)))
+            exact = (
+                not self._has_index
+                or n_allowed <= self.config.exact_filter_max
+                or ef * share < self.config.filtered_hit_factor * k
+            )
+            if not exact:
+                bitmap = label_bitmap(allowed.labels, self._map.next_label)
         with self._conn.transaction():
             self._conn.execute(f"SET LOCAL hnsw.ef_search = {ef}")
+            if bitmap is not None:  # the planner cannot cost the bitmap test: keep it on the HNSW scan
+                self._conn.execute("SET LOCAL enable_seqscan = off")
             for i, q in enumerate(queries):
-                rows = self._query(q, k, allowed, exact)
-                if not exact and allowed is not None and len(rows) < min(k, n_allowed):
-                    rows = self._query(q, k, allowed, True)  # the HNSW scan ran dry under the filter
+                vec = "[" + ",".join(map(repr, q.tolist())) + "]"
+                if allowed is None:
+                    rows = self._query_all(vec, k)
+                elif exact:
+                    rows = self._query_exact(vec, k, allowed)
+                else:
+                    assert bitmap is not None
+                    rows = self._query_bitmap(vec, ef, bitmap)  # every allowed row of the beam
+                    floor = beam_floor(ef * share) if self.config.density_check else 0.0
+                    if len(rows) < max(min(k, n_allowed), floor):
+                        rows = self._query_exact(vec, k, allowed)  # ran dry, or the beam missed them
+                    rows = rows[:k]
                 for j, (lab, dist) in enumerate(rows):
                     labels[i, j], scores[i, j] = lab, -dist  # <#> is the negative inner product
         return scores, labels
 
-    def _query(
-        self, q: np.ndarray, k: int, allowed: AllowList | None, exact: bool
-    ) -> list[tuple[int, float]]:
-        vec = "[" + ",".join(map(repr, q.tolist())) + "]"
-        if allowed is None:
-            sql = f"SELECT label, embedding <#> %s::vector AS d FROM {self.table} ORDER BY d LIMIT %s"
-            return list(self._conn.execute(sql, (vec, k)).fetchall())
-        if exact:  # the planner fetches the allowed rows by primary key, then sorts them: exact
-            sql = (
-                f"SELECT label, d FROM (SELECT label, embedding <#> %s::vector AS d FROM {self.table} "
-                "WHERE label = ANY(%s) OFFSET 0) s ORDER BY d LIMIT %s"
-            )
-        else:
-            sql = (
-                f"SELECT label, embedding <#> %s::vector AS d FROM {self.table} "
-                "WHERE label = ANY(%s) ORDER BY d LIMIT %s"
-            )
+    def _query_all(self, vec: str, k: int) -> list[tuple[int, float]]:
+        sql = f"SELECT label, embedding <#> %s::vector AS d FROM {self.table} ORDER BY d LIMIT %s"
+        return list(self._conn.execute(sql, (vec, k)).fetchall())
+
+    def _query_exact(self, vec: str, k: int, allowed: AllowList) -> list[tuple[int, float]]:
+        """The planner fetches the allowed rows by primary key, then sorts them: exact."""
+        sql = (
+            f"SELECT label, d FROM (SELECT label, embedding <#> %s::vector AS d FROM {self.table} "
+            "WHERE label = ANY(%s) OFFSET 0) s ORDER BY d LIMIT %s"
+        )
         return list(self._conn.execute(sql, (vec, allowed.labels.tolist(), k)).fetchall())
+
+    def _query_bitmap(self, vec: str, limit: int, bitmap: bytes) -> list[tuple[int, float]]:
+        """HNSW candidates kept when their label's bit is set (the CASE keeps get_bit in range)."""
+        sql = (
+            f"SELECT label, embedding <#> %s::vector AS d FROM {self.table} "
+            "WHERE CASE WHEN label < %s THEN get_bit(%s::bytea, label) ELSE 0 END = 1 ORDER BY d LIMIT %s"
+        )
+        # never prepared: a custom plan each time, which with enable_seqscan off is the HNSW scan
+        return list(self._conn.execute(sql, (vec, 8 * len(bitmap), bitmap, limit), prepare=False).fetchall())
 
     # ---- persistence --------------------------------------------------------------------------
     def _save_data(self, directory: Path) -> None:
