@@ -377,6 +377,19 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         torch.set_num_threads(args.threads)
     if args.host not in ("127.0.0.1", "localhost", "::1"):
         logging.getLogger(__name__).warning("listening on %s: reachable beyond this machine", args.host)
+    if args.engine == "ray":  # the same app in N Ray Serve replicas (docs/serving.md)
+        from samestyle.serve.ray_serve import RayServeOptions, deploy
+
+        options = RayServeOptions(
+            replicas=args.replicas,
+            address=args.ray_address,
+            route_prefix=args.route_prefix,
+            threads=args.threads,
+            access_log=bool(args.verbose),
+        )
+        print(f"samestyle: {args.replicas} Ray Serve replica(s) on {args.host}:{args.port}", flush=True)
+        deploy(args.index, settings, options, blocking=True)
+        return 0
     app = create_app(open_variants(Path(args.index) if args.index else Path(), settings), settings)
     print(f"samestyle serving on http://{args.host}:{args.port}/ (API schema at /openapi.json)", flush=True)
     uvicorn.run(
@@ -621,6 +634,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, default=1, help="torch intra-op threads (0: torch default)")
     p.add_argument("--no-warmup", action="store_true", help="do not load encoders before answering /readyz")
     p.add_argument("--keep-alive", type=int, default=30, help="seconds an idle keep-alive connection is kept")
+    p.add_argument("--engine", choices=["local", "ray"], default="local", help="uvicorn here, or Ray Serve")
+    p.add_argument("--replicas", type=int, default=1, help="--engine ray: app replicas (each loads it all)")
+    p.add_argument("--ray-address", default=None, help="--engine ray: cluster address (default: local Ray)")
+    p.add_argument("--route-prefix", default="/", help="--engine ray: path the app is mounted under")
     p.set_defaults(func=_cmd_serve)
 
     p = sub.add_parser("ab-report", help="CTR and conversion per A/B variant (95%% CIs) from a click log")
