@@ -138,3 +138,26 @@ def test_cli_refuses_rerank_without_a_run_or_for_a_product_query(capsys: pytest.
 def test_residual_init_scale_unchanged_by_replace() -> None:
     cfg = replace(PretrainConfig(), residual=True)
     assert cfg.residual and not PretrainConfig().residual
+
+
+def test_patch_featurizer_reads_photos_like_prepare_and_names_a_broken_one(tmp_path: Path) -> None:
+    from PIL import Image
+
+    from samestyle.errors import SamestyleError
+    from samestyle.models.fake import FakeImageEncoder
+    from samestyle.pretrain.featurize import PatchFeaturizer
+    from samestyle.pretrain.patches import kaleido_patches
+
+    c = 6
+    rng = np.random.default_rng(0)
+    data = {"pca_mean": rng.normal(size=c), "pca_components": rng.normal(size=(c, 4)), "patch_scale": 2.0}
+    enc = FakeImageEncoder(dim=c * 49)
+    good, bad = tmp_path / "a.png", tmp_path / "bad.jpg"
+    Image.new("RGB", (40, 60), "blue").save(good)
+    bad.write_text("not an image")
+    got = PatchFeaturizer(data, enc)([good])
+    maps = enc.encode_images([good]).reshape(1, c, 7, 7)
+    want = (kaleido_patches(maps) - data["pca_mean"]) @ data["pca_components"] / 2.0
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
+    with pytest.raises(SamestyleError, match=r"bad\.jpg"):
+        PatchFeaturizer(data, enc)([good, bad])

@@ -16,42 +16,34 @@ from typing import Any
 import numpy as np
 
 from samestyle.errors import SamestyleError
-from samestyle.pretrain.patches import PatchPCA, kaleido_patches
 
 
 class PatchFeaturizer:
-    """Images (paths or PIL) -> ``[N, 55, D]`` float32 patch features, as the prepared subset has them.
+    """Image files -> ``[N, 55, D]`` float32 patch features, as the prepared subset has them.
 
     Args:
         data: the prepared arrays (``pca_mean``, ``pca_components``, ``patch_scale`` are read).
-        maps: ``images -> ([N, 1280 * 49] maps, [N] ok)``; the ONNX map extractor when None.
+        extractor: the ``[1280, 7, 7]`` map encoder; the ONNX ``ActivationExtractor("map")`` when None.
     """
 
-    def __init__(
-        self,
-        data: dict[str, np.ndarray],
-        maps: Callable[[Sequence[Any]], tuple[np.ndarray, np.ndarray]] | None = None,
-    ) -> None:
-        self.pca = PatchPCA(data["pca_mean"], data["pca_components"])
+    def __init__(self, data: dict[str, np.ndarray], extractor: Any | None = None) -> None:
+        self.mean, self.components = data["pca_mean"], data["pca_components"]
         self.scale = float(data["patch_scale"])
-        self._maps = maps
-
-    def _extract(self, images: Sequence[Any]) -> tuple[np.ndarray, np.ndarray]:
-        if self._maps is None:
-            from samestyle.features.activations import ActivationExtractor, query_activations
-
-            ex = ActivationExtractor("map", num_threads=1)
-            self._maps = lambda imgs: query_activations(ex, imgs)
-        return self._maps(images)
+        self.extractor = extractor
 
     def __call__(self, images: Sequence[Any]) -> np.ndarray:
         """Patch features of ``images``; raises ``SamestyleError`` naming the first unreadable one."""
-        values, ok = self._extract(images)
-        if not np.all(ok):
-            bad = images[int(np.flatnonzero(~np.asarray(ok))[0])]
-            raise SamestyleError(f"cannot read the image {bad}: not a readable image file")
-        maps = np.asarray(values, np.float32).reshape(len(images), -1, 7, 7)
-        return self.pca.transform(kaleido_patches(maps)) / self.scale
+        from samestyle.pretrain.caption_model import image_patches
+
+        if self.extractor is None:
+            from samestyle.features.activations import ActivationExtractor
+
+            self.extractor = ActivationExtractor("map", num_threads=1)
+        patches, errors = image_patches(images, self.extractor, self.mean, self.components, self.scale)
+        bad = [e for e in errors if e is not None]
+        if bad:
+            raise SamestyleError(bad[0])
+        return patches
 
 
 class Tokenizer:
