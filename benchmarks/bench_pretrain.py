@@ -5,7 +5,7 @@ SumR) for the issue-B bi-encoder alone (joint-image / joint-text); for the main 
 bi-encoder + cross-encoder re-ranking of its top K (each ``--rerank-k``) and the cross-encoder alone (on
 ``--cross-queries`` queries: it scores 101 pairs a query); for every other run (the ablations) the re-ranking
 with the first K. Each run also gets masked-token accuracy on held-out titles (random 15% masks, fixed
-seed). For the main run also the re-ranking latency per query for K = 10, 50, 100 and linear-probe
+seed), a nearest-class-mean probe of its [CLS] (subCategory / articleType) and its last-epoch losses. For the main run also the re-ranking latency per query for K = 10, 50, 100 and linear-probe
 category ACC / macro-F1 on [CLS] vs on the issue-B joint-fused vectors. The machine is shared with other
 jobs (2 cores): timings are medians, not peaks.
 
@@ -67,6 +67,31 @@ def mlm_accuracy(model: Pretrainer, tokens: np.ndarray, patches: np.ndarray, see
     return hits / max(total, 1)
 
 
+def centroid_accuracy(x: np.ndarray, y: np.ndarray, train: np.ndarray, test: np.ndarray) -> float:
+    """Nearest-class-mean accuracy (cosine, standardised features) on ``test``: a cheap ablation probe."""
+    mu, sd = x[train].mean(0), x[train].std(0) + 1e-6
+    z = (x - mu) / sd
+    z /= np.linalg.norm(z, axis=1, keepdims=True) + 1e-12
+    labels = np.unique(y[train])
+    cent = np.stack([z[train][y[train] == c].mean(0) for c in labels])
+    cent /= np.linalg.norm(cent, axis=1, keepdims=True) + 1e-12
+    pred = labels[(z[test] @ cent.T).argmax(1)]
+    return float((pred == y[test]).mean())
+
+
+def _scorer(
+    model: Pretrainer,
+    cfg: Any,
+    data: dict[str, np.ndarray],
+    rows: np.ndarray,
+    img: np.ndarray,
+    txt: np.ndarray,
+) -> CrossScorer:
+    """The run's ITM scorer over ``rows``; residual runs get the bi-encoder vectors of those rows."""
+    joint = (img[rows], txt[rows]) if cfg.residual else None
+    return CrossScorer(model, data["tokens"][rows], data["patches"][rows], joint=joint)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument(
@@ -106,11 +131,13 @@ def main() -> int:
     }
     for n, run in enumerate(args.runs):
         model, rcfg = load_pretrain_run(run)
-        scorer = CrossScorer(model, data["tokens"][test], data["patches"][test])
+        scorer = _scorer(model, rcfg, data, test, img, txt)
         res: dict[str, Any] = {"config": {"tasks": list(rcfg.tasks), "masking": rcfg.masking,
-                                          "weighting": rcfg.weighting},
+                                          "weighting": rcfg.weighting, "residual": rcfg.residual,
+                                          "hard_negatives": rcfg.train.hard_negatives},
                                "train": json.loads((Path(run) / "metrics.json").read_text())}  # fmt: skip
-        res["train"].pop("history", None)
+        history = res["train"].pop("history", None) or [{}]
+        res["train"]["last_epoch_loss"] = {k: round(v, 4) for k, v in history[-1].get("loss", {}).items()}
         for k in args.rerank_k if n == 0 else args.rerank_k[:1]:  # ablation runs: the first K only
             t0 = time.perf_counter()
             res[f"rerank_k{k}"] = _short(
@@ -123,10 +150,13 @@ def main() -> int:
             res["cross_alone"] = _short(sample100(img[test], txt[test], score_fn=scorer, **ckw))
             res["cross_alone"]["seconds"] = round(time.perf_counter() - t0, 1)
         res["mlm_acc_test"] = round(mlm_accuracy(model, data["tokens"][test], data["patches"][test]), 4)
+        feats = cls_features(model, data["tokens"], data["patches"])
+        res["cls_centroid_acc"] = {level: round(centroid_accuracy(feats, data[level], train, test), 4)
+                                   for level in ("sub", "art")}  # fmt: skip
         out["runs"][Path(run).name] = res
         logging.info("%s: %s", run, {k: v for k, v in res.items() if k != "train"})
-    model, _ = load_pretrain_run(args.runs[0])
-    scorer = CrossScorer(model, data["tokens"][test], data["patches"][test])
+    model, cfg = load_pretrain_run(args.runs[0])
+    scorer = _scorer(model, cfg, data, test, img, txt)
     out["latency"] = [rerank_latency(scorer, k) for k in args.latency_k]
     cls = cls_features(model, data["tokens"], data["patches"])
     out["categories"] = {}
