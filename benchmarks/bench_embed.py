@@ -82,6 +82,7 @@ def main() -> None:
     import torch
 
     torch.set_num_threads(args.threads)
+    load_at_start = list(os.getloadavg())  # other jobs on the machine skew wall-clock rates
     full = read_catalog(args.catalog)
     names = args.pipelines.split(",")
     encoders = {
@@ -134,7 +135,8 @@ def main() -> None:
         "machine": {
             "cpus": os.cpu_count(),
             "platform": platform.platform(),
-            "shared": True,
+            "load_average_1_5_15_at_start": load_at_start,
+            "load_average_1_5_15_at_end": list(os.getloadavg()),
             **cpu_bf16_capabilities(),
         },
         "results": results,
