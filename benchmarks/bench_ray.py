@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import tempfile
 import time
@@ -40,6 +41,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--out", required=True)
     args = parser.parse_args()
+    load_at_start = list(os.getloadavg())  # other jobs on the machine skew the wall times
     full = read_catalog(args.catalog)
     catalog = Catalog(products=full.products[: args.n], image_root=full.image_root)
     times: dict[str, list[float]] = {"local": [], "ray-1": [], "ray-2": []}
@@ -73,7 +75,10 @@ def main() -> None:
         "products_per_s": {k: len(catalog) / v for k, v in med.items()},
         "speedup_2_over_1_workers": med["ray-1"] / med["ray-2"],
         "max_abs_diff_vs_local": diffs,
-        "machine": {"shared": True},
+        "machine": {
+            "load_average_1_5_15_at_start": load_at_start,
+            "load_average_1_5_15_at_end": list(os.getloadavg()),
+        },
     }
     write_json(args.out, result)
     print(json.dumps(result, indent=1))
