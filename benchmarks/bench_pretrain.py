@@ -5,15 +5,15 @@ SumR) for the issue-B bi-encoder alone (joint-image / joint-text); for the main 
 bi-encoder + cross-encoder re-ranking of its top K (each ``--rerank-k``) and the cross-encoder alone (on
 ``--cross-queries`` queries: it scores 101 pairs a query); for every other run (the ablations) the re-ranking
 with the first K. Each run also gets masked-token accuracy on held-out titles (random 15% masks, fixed
-seed), a nearest-class-mean probe of its [CLS] (subCategory / articleType) and its last-epoch losses. For the main run also the re-ranking latency per query for K = 10, 50, 100 and linear-probe
-category ACC / macro-F1 on [CLS] vs on the issue-B joint-fused vectors. The machine is shared with other
+seed), a nearest-class-mean probe of its [CLS] (subCategory / articleType) and its last-epoch losses.
+For the main run also the re-ranking latency per query for K = 10, 50, 100 and linear-probe category
+ACC / macro-F1 on [CLS] vs on the issue-B joint-fused vectors. The machine is shared with other
 jobs (2 cores): timings are medians, not peaks.
 
-    .venv/bin/python benchmarks/bench_pretrain.py --runs runs/pretrain/guided-fashionbert-long \\
-        runs/pretrain/guided-fashionbert runs/pretrain/random-fashionbert runs/pretrain/guided-fixed \\
-        --embeddings .cache/samestyle/work/myntra/emb-joint \\
-        --queries 300 --cross-queries 100 --rerank-k 10 20 \\
-        --out benchmarks/results/pretrain.json
+    bash benchmarks/pretrain_ablations.sh   # trains the runs, then runs this with:
+    .venv/bin/python benchmarks/bench_pretrain.py --runs runs/pretrain/ablation-main ... \\
+        --embeddings .cache/samestyle/work/myntra/emb-joint --queries 300 --cross-queries 100 \\
+        --rerank-k 10 20 50 --out benchmarks/results/pretrain.json
 """
 
 from __future__ import annotations
