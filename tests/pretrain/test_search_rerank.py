@@ -1,5 +1,4 @@
 from collections.abc import Sequence
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -133,11 +132,6 @@ def test_cli_refuses_rerank_without_a_run_or_for_a_product_query(capsys: pytest.
         main(["search", "--index", "nowhere", "--product-id", "p", "--rerank", "5", "--cross-run", "r"]) != 0
     )
     assert "--rerank" in capsys.readouterr().err
-
-
-def test_residual_init_scale_unchanged_by_replace() -> None:
-    cfg = replace(PretrainConfig(), residual=True)
-    assert cfg.residual and not PretrainConfig().residual
 
 
 def test_patch_featurizer_reads_photos_like_prepare_and_names_a_broken_one(tmp_path: Path) -> None:
