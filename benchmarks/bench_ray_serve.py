@@ -25,39 +25,14 @@ import signal
 import statistics
 import subprocess
 import sys
-import threading
 from pathlib import Path
 from typing import Any
 
 from bench_serve import build_workload, free_port, run_load, wait_ready
+from samestyle.bench.load import LoadSampler
 
 ENGINES = {"uvicorn": ["--engine", "local"], "ray-1": ["--engine", "ray", "--replicas", "1"]}
 ENGINES["ray-2"] = ["--engine", "ray", "--replicas", "2"]
-
-
-class LoadSampler:
-    """The 1-minute load average every ``every`` seconds, in a background thread."""
-
-    def __init__(self, every: float = 2.0) -> None:
-        self.samples: list[float] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, args=(every,), daemon=True)
-
-    def _run(self, every: float) -> None:
-        while not self._stop.wait(every):
-            self.samples.append(os.getloadavg()[0])
-
-    def __enter__(self) -> LoadSampler:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self._stop.set()
-        self._thread.join()
-
-    def summary(self) -> dict[str, float]:
-        s = self.samples or [os.getloadavg()[0]]
-        return {"min": min(s), "median": statistics.median(s), "max": max(s)}
 
 
 def run_engine(name: str, args: argparse.Namespace, work: dict[str, list[Any]]) -> dict[str, Any]:

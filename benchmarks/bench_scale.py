@@ -37,7 +37,6 @@ import math
 import os
 import platform
 import statistics
-import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -45,6 +44,7 @@ from typing import Any
 
 import numpy as np
 
+from samestyle.bench.load import LoadSampler
 from samestyle.bench.synthetic import SyntheticCatalog, SyntheticSpec
 from samestyle.fsio import write_json
 from samestyle.index import INDEX_BACKENDS, AllowList, HNSWConfig, IVFConfig, VectorIndex
@@ -141,31 +141,6 @@ def dataset(args: argparse.Namespace) -> tuple[np.ndarray, np.ndarray, dict[str,
             np.savez(gt_file, **have)
         truth.update({name: have[name] for name in names})
     return base, queries, {name: (allowed.get(name), truth[name]) for name in truth}
-
-
-class LoadSampler:
-    """The 1-minute load average every ``every`` seconds, in a background thread."""
-
-    def __init__(self, every: float = 2.0) -> None:
-        self.samples: list[float] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, args=(every,), daemon=True)
-
-    def _run(self, every: float) -> None:
-        while not self._stop.wait(every):
-            self.samples.append(os.getloadavg()[0])
-
-    def __enter__(self) -> LoadSampler:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self._stop.set()
-        self._thread.join()
-
-    def summary(self) -> dict[str, float]:
-        s = self.samples or [os.getloadavg()[0]]
-        return {"min": min(s), "median": statistics.median(s), "max": max(s), "samples": len(s)}
 
 
 def latency_recall(
