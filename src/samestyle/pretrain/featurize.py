@@ -9,6 +9,7 @@ table is the frozen MiniLM word-embedding matrix restricted to the subset's voca
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,14 @@ from typing import Any
 import numpy as np
 
 from samestyle.errors import SamestyleError
+
+
+@functools.cache
+def _minilm() -> Any:
+    """One MiniLM encoder per process for the tokenizer and the word-embedding table (loading it is slow)."""
+    from samestyle.models.text import MiniLMTextEncoder
+
+    return MiniLMTextEncoder(num_threads=1)
 
 
 class PatchFeaturizer:
@@ -55,9 +64,7 @@ class Tokenizer:
 
     def ids(self, text: str) -> list[int]:
         if self._encode is None:
-            from samestyle.models.text import MiniLMTextEncoder
-
-            tok = MiniLMTextEncoder(num_threads=1)._tokenizer
+            tok = _minilm()._tokenizer
             self._encode = lambda t: tok(t, add_special_tokens=False)["input_ids"]
         return list(self._encode(text))[: self.max_tokens]
 
@@ -71,9 +78,7 @@ class Tokenizer:
 
 def full_token_table() -> np.ndarray:
     """The frozen MiniLM word-embedding matrix ``[30522, 384]`` with row 0 (padding) zeroed."""
-    from samestyle.models.text import MiniLMTextEncoder
-
-    table = MiniLMTextEncoder(num_threads=1)._model.embeddings.word_embeddings.weight.detach().numpy()
+    table = _minilm()._model.embeddings.word_embeddings.weight.detach().numpy()
     table = table.astype(np.float32, copy=True)
     table[0] = 0.0
     return table

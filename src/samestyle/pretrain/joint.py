@@ -17,6 +17,7 @@ to the prepared arrays from an ``EmbeddingSet`` folder with ``joint-image`` / ``
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -85,7 +86,7 @@ class HardNegativeSampler:
         self,
         i2t: np.ndarray,
         t2i: np.ndarray,
-        fallback: object,
+        fallback: Callable[[np.ndarray], np.ndarray],
         hard_fraction: float,
         rng: np.random.Generator,
     ) -> None:
@@ -93,7 +94,7 @@ class HardNegativeSampler:
         self.hard_fraction, self.rng = hard_fraction, rng
 
     def __call__(self, rows: np.ndarray) -> np.ndarray:
-        out = np.asarray(self.fallback(rows)).copy()  # type: ignore[operator]
+        out = np.asarray(self.fallback(rows)).copy()
         half = len(rows) // 2
         hard = self.rng.random(len(rows)) < self.hard_fraction
         pick = self.rng.integers(self.i2t.shape[1], size=len(rows))
