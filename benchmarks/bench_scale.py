@@ -21,7 +21,9 @@ subset. Latency is reported as wall time and as the CPU time of the searching th
 is sampled every 2 s while the benchmark runs. ``--widen-baseline`` also times IVF's previous filter
 rule (nprobe widened by 1 / allowed share) on the same index, and ``--array-baseline Q`` pgvector's
 previous one (the allow-list as an array parameter) on the first Q queries, for a side-by-side.
-``--e2e-text-encoder NAME`` also times encode(text) -> 384->256 projection -> search on the built index.
+``--e2e-index DIR`` also times a text query end to end: DIR's text encoder (``--e2e-text-encoder NAME``
+overrides it) and trained joint text head, then the search on the built index (without ``--e2e-index``, a
+random 384 -> 256 map stands in for the head).
 
 pgvector builds take long: ``--pg-keep`` leaves the table in the database and ``--pg-table NAME`` reuses a
 kept table that already holds the ``--n`` rows (only the searches run; ``build_s`` is then null).
@@ -278,24 +280,55 @@ def _table_rows(index: VectorIndex) -> int:
 
 
 def e2e_text(args: argparse.Namespace, index: VectorIndex) -> dict[str, Any]:
-    """encode one title -> linear 384 -> dim projection -> normalise -> search, per query."""
+    """A title -> the query vector -> search the built index, per query, timed end to end.
+
+    With ``--e2e-index DIR`` the query vector is what ``samestyle search`` computes for a text query on that
+    index: its text encoder (or ``--e2e-text-encoder``, one thread) and the trained joint model's text head
+    (``SearchService.encode_text_query``). Without it, a random 384 -> dim linear map stands in for the head.
+    """
     from samestyle.catalog.store import read_catalog
     from samestyle.models import TEXT_ENCODERS
 
-    encoder = TEXT_ENCODERS.build(args.e2e_text_encoder, num_threads=1)
     titles = [p.title for p in read_catalog(args.e2e_catalog).products[: args.queries]]
-    proj = np.random.default_rng(0).normal(size=(encoder.dim, args.dim)).astype(np.float32)
-    times = []
+    encoder = TEXT_ENCODERS.build(args.e2e_text_encoder, num_threads=1) if args.e2e_text_encoder else None
+    if args.e2e_index:
+        from samestyle.search.service import SearchService
+
+        service = SearchService.open(args.e2e_index)
+        if encoder is not None:
+            service.text_encoder = encoder
+
+        def encode(title: str) -> np.ndarray:
+            return service.encode_text_query(title, "joint-image")[0]
+
+        head = f"joint run {service.model_run}"
+    else:
+        if encoder is None:
+            raise SystemExit("--e2e-text-encoder or --e2e-index is needed for the end-to-end query")
+        proj = np.random.default_rng(0).normal(size=(encoder.dim, args.dim)).astype(np.float32)
+
+        def encode(title: str) -> np.ndarray:
+            z = encoder.encode_texts([title]) @ proj
+            return z / np.linalg.norm(z, axis=1, keepdims=True)
+
+        head = "random linear stand-in"
+    times, cpu = [], []
     for title in titles[:3] + titles:
-        start = time.perf_counter()
-        z = encoder.encode_texts([title]) @ proj
-        index.search(z / np.linalg.norm(z, axis=1, keepdims=True), args.k)
+        start, start_cpu = time.perf_counter(), time.process_time()  # the encoder may use its own thread
+        z = encode(title)
+        if z.shape[1] != args.dim:
+            raise SystemExit(f"the query vector has {z.shape[1]} dimensions, the index {args.dim}")
+        index.search(z, args.k)
         times.append((time.perf_counter() - start) * 1e3)
-    arr = np.asarray(times[3:])
+        cpu.append((time.process_time() - start_cpu) * 1e3)
+    arr, arr_cpu = np.asarray(times[3:]), np.asarray(cpu[3:])
     return {
-        "encoder": args.e2e_text_encoder,
+        "encoder": args.e2e_text_encoder or "the index's",
+        "head": head,
         "p50_ms": float(np.median(arr)),
         "p99_ms": float(np.percentile(arr, 99)),
+        "cpu_p50_ms": float(np.median(arr_cpu)),
+        "cpu_p99_ms": float(np.percentile(arr_cpu, 99)),
     }
 
 
@@ -326,6 +359,7 @@ def main() -> None:
     )
     parser.add_argument("--pg-table", default=None, help="pgvector: reuse this kept table (or build into it)")
     parser.add_argument("--e2e-text-encoder", default=None)
+    parser.add_argument("--e2e-index", default=None, help="an index whose trained model encodes queries")
     parser.add_argument("--e2e-catalog", default=".cache/samestyle/work/myntra/catalog")
     parser.add_argument("--out", required=True)
     args = parser.parse_args()
@@ -357,7 +391,7 @@ def main() -> None:
                     "queries": few,
                 }
             log.info("%s %s: %s", args.config, name, result[name])
-        if args.e2e_text_encoder:
+        if args.e2e_text_encoder or args.e2e_index:
             result["e2e_text"] = e2e_text(args, index)
             log.info("e2e: %s", result["e2e_text"])
         searches = load.samples[n_build:] or [os.getloadavg()[0]]
