@@ -58,3 +58,35 @@ def test_ray_engine_writes_the_same_embeddings(tmp_path: Path) -> None:
         np.testing.assert_allclose(loaded.vectors[space], local.vectors[space], atol=1e-6)
         np.testing.assert_allclose(again.vectors[space], local.vectors[space], atol=1e-6)  # from the cache
     assert loaded.encoders == local.encoders
+
+
+def test_ray_data_progress_bars_are_off_during_the_run_and_restored_after(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from samestyle.pipeline import ray_engine
+
+    ctx = ray.data.DataContext.get_current()
+    ctx.enable_progress_bars = True
+    seen: list[bool] = []
+
+    def spy(*args: object) -> object:
+        seen.append(ray.data.DataContext.get_current().enable_progress_bars)
+        raise RuntimeError("stop here")
+
+    monkeypatch.setattr(ray_engine, "_run", spy)
+    ray.init(num_cpus=1, include_dashboard=False, log_to_driver=False)
+    try:
+        with pytest.raises(RuntimeError, match="stop here"):
+            ray_engine.embed_catalog_ray(_catalog(tmp_path, 3), tmp_path / "o", "fake", "fake", None)
+    finally:
+        ray.shutdown()
+    assert seen == [False]
+    assert ctx.enable_progress_bars is True
+
+
+def test_actors_infer_at_most_16_inputs_a_thread() -> None:
+    from samestyle.pipeline.ray_engine import EncodeActor
+
+    assert EncodeActor(None, "fake", threads=1, batch_size=64).batch_size == 16
+    assert EncodeActor(None, "fake", threads=2, batch_size=64).batch_size == 32
+    assert EncodeActor(None, "fake", threads=1, batch_size=8).batch_size == 8
