@@ -3,7 +3,8 @@
 The encoder stays frozen; ``cls_features`` runs clean (uncorrupted) title + patches through it and
 ``linear_probe`` fits a scikit-learn logistic regression on train rows, scoring test rows with
 ``eval.grouping.category_scores`` (ACC, macro-F1). The same probe on any other vectors (e.g. the issue-B
-``joint-fused`` space) gives the comparison.
+``joint-fused`` space) gives the comparison. A run fine-tuned with the ``category`` task
+(``category_task.CategoryTask``) predicts directly: ``head_predictions``.
 """
 
 from __future__ import annotations
@@ -27,6 +28,21 @@ def cls_features(
             p = torch.from_numpy(patches[s : s + batch_size].astype(np.float32))
             out.append(model.encoder(t, p).cls)
     return torch.cat(out).numpy()
+
+
+def head_predictions(model: Pretrainer, cls: np.ndarray) -> dict[str, np.ndarray]:
+    """``{"sub": [N], "art": [N]}`` class indices of the run's ``category`` head for ``[CLS]`` outputs
+    ``cls [N, W]`` (from ``cls_features``).
+
+    Raises:
+        ValueError: the model has no ``category`` task.
+    """
+    if "category" not in model.tasks:
+        raise ValueError("the model has no 'category' head; fine-tune it with tasks = [..., 'category']")
+    head = model.tasks["category"].eval()
+    with torch.inference_mode():
+        logits = head.logits(torch.from_numpy(np.asarray(cls, dtype=np.float32)))  # type: ignore[operator]
+    return {level: v.argmax(-1).numpy() for level, v in logits.items()}
 
 
 def linear_probe(

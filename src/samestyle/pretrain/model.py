@@ -25,7 +25,8 @@ from samestyle.pretrain.patches import patch_layout
 
 @dataclass(frozen=True)
 class CrossConfig:
-    """Sizes of the cross-encoder; ``patch_dim``, ``vocab`` and ``max_tokens`` come from the data."""
+    """Sizes of the cross-encoder; ``patch_dim``, ``vocab``, ``max_tokens`` (and the class counts
+    ``n_sub`` / ``n_art`` of the ``category`` head, 0 without labels) come from the data."""
 
     width: int = 256
     layers: int = 2
@@ -36,6 +37,8 @@ class CrossConfig:
     patch_dim: int = 256
     text_dim: int = 384
     vocab: int = 0
+    n_sub: int = 0
+    n_art: int = 0
 
 
 @dataclass

@@ -11,6 +11,8 @@ MPM, any scale), ``Jigsaw`` (2x2 patch permutation), ``Camouflage`` (one 3x3 pat
 and ``BlankToColor`` (masked 5x5 patches, feature regression). ``kaleido_tasks`` has ``Rotation`` (1x1)
 and ``GreyToColor`` (4x4): they need features of rotated / grey photos (``Batch.extra``, computed by
 ``pretrain.transformed``), so they are opt-in (``AUX_TASK_NAMES``), not in the default ``TASK_NAMES``.
+``category_task`` has the fine-tuning task ``CategoryTask`` ("category", ``FINETUNE_TASK_NAMES``): class
+heads on [CLS] trained on the per-row labels ``Batch.labels``.
 """
 
 from __future__ import annotations
@@ -46,6 +48,8 @@ class Batch:
     """Per-row auxiliary inputs of the *image* side (``aux_*`` arrays of the data, by image row)."""
     bi: Tensor | None = None
     """``[N]`` the bi-encoder's cosine of each row's (image, text) pair, for residual matching."""
+    labels: dict[str, Tensor] = field(default_factory=dict)
+    """Per-row int64 class labels of the *image* product (``sub``, ``art``), for the ``category`` task."""
 
     def __post_init__(self) -> None:
         self.text_masked = torch.zeros_like(self.tokens, dtype=torch.bool)
@@ -280,7 +284,9 @@ TASK_NAMES = ("itm", "mlm", "mpm", "jigsaw", "camouflage", "blank")
 """The default task set: needs only the prepared arrays."""
 AUX_TASK_NAMES = ("rotation", "grey")
 """Opt-in tasks (``kaleido_tasks``) that need the ``aux_*`` arrays of ``pretrain.transformed``."""
-TASK_ORDER = ("jigsaw", "camouflage", "rotation", "grey", "itm", "mpm", "blank", "mlm")
+FINETUNE_TASK_NAMES = ("category",)
+"""Supervised fine-tuning tasks (``category_task``): they read ``Batch.labels``, corrupt nothing."""
+TASK_ORDER = ("jigsaw", "camouflage", "rotation", "grey", "itm", "category", "mpm", "blank", "mlm")
 """Corruption order: patch re-arrangements first, then the transformed-photo swaps (1x1 rotated, 4x4
 greyed: other grids than jigsaw / camouflage touch, so the aux rows still match), then masks (their
 targets are the inputs after all of that; a swapped patch is never already hidden)."""
@@ -294,9 +300,11 @@ def build_tasks(
     guided: bool,
     residual: bool = False,
     late: bool = False,
+    n_classes: tuple[int, int] = (0, 0),
 ) -> nn.ModuleDict:
-    """The tasks ``names`` (of ``TASK_NAMES`` + ``AUX_TASK_NAMES``) keyed by name, in ``TASK_ORDER``."""
-    from samestyle.pretrain import kaleido_tasks  # imported here: it imports this module
+    """The tasks ``names`` (of ``TASK_NAMES``, ``AUX_TASK_NAMES``, ``FINETUNE_TASK_NAMES``) keyed by name,
+    in ``TASK_ORDER``; ``n_classes`` = (subCategory, articleType) class counts of the ``category`` task."""
+    from samestyle.pretrain import category_task, kaleido_tasks  # imported here: they import this module
 
     makers = {
         "itm": lambda: ImageTextMatching(width, residual=residual, late=late),
@@ -307,11 +315,12 @@ def build_tasks(
         "blank": lambda: BlankToColor(width, patch_dim),
         "rotation": lambda: kaleido_tasks.Rotation(width),
         "grey": lambda: kaleido_tasks.GreyToColor(width, patch_dim),
+        "category": lambda: category_task.CategoryTask(width, *n_classes),
     }
     unknown = set(names) - set(makers)
     if unknown:
         from samestyle.errors import ConfigError
 
-        known = [*TASK_NAMES, *AUX_TASK_NAMES]
+        known = [*TASK_NAMES, *AUX_TASK_NAMES, *FINETUNE_TASK_NAMES]
         raise ConfigError(f"unknown pre-training task(s) {sorted(unknown)}; known: {known}")
     return nn.ModuleDict({n: makers[n]() for n in TASK_ORDER if n in names})

@@ -4,6 +4,10 @@ A run folder gets ``config.toml`` (resolved), ``model.safetensors`` (encoder + t
 frozen token table), ``metrics.json`` (per-epoch mean losses and task weights, seconds, steps).
 The multitask weighting comes from ``samestyle.losses.weighting``: ``fashionbert`` (adaptive, weights
 sum to one) or ``fixed`` (uniform ``1 / K``, the same total scale).
+
+The same loop fine-tunes: ``train.init_from`` a pre-training run and ``tasks`` such as
+``["itm", "category"]`` (``configs/cross_finetune.toml``, whose ``kind = "cross"`` lets
+``samestyle train`` dispatch it here).
 """
 
 from __future__ import annotations
@@ -64,6 +68,9 @@ class PretrainTrainConfig:
 
 @dataclass(frozen=True)
 class PretrainConfig:
+    kind: str = "cross"
+    """Always "cross": marks a cross-encoder config, which ``samestyle train`` runs with ``pretrain_run``
+    (a joint-model config has no ``kind``)."""
     name: str = "pretrain"
     tasks: tuple[str, ...] = TASK_NAMES
     masking: str = "guided"
@@ -84,6 +91,8 @@ class Pretrainer(nn.Module):
         super().__init__()
         if cfg.masking not in ("guided", "random"):
             raise ConfigError(f"masking must be 'guided' or 'random', got '{cfg.masking}'")
+        if cfg.kind != "cross":
+            raise ConfigError(f"kind must be 'cross' in a cross-encoder config, got '{cfg.kind}'")
         m = cfg.model
         self.encoder = CrossEncoder(m, token_table)
         self.tasks = build_tasks(
@@ -94,6 +103,7 @@ class Pretrainer(nn.Module):
             cfg.masking == "guided",
             residual=cfg.residual,
             late=cfg.late,
+            n_classes=(m.n_sub, m.n_art),
         )
 
     def itm_score(self, tokens: Tensor, patches: Tensor, bi: Tensor | None = None) -> Tensor:
@@ -103,12 +113,14 @@ class Pretrainer(nn.Module):
 
 
 def resolve_model_config(cfg: PretrainConfig, data: dict[str, np.ndarray]) -> PretrainConfig:
-    """Fill the data-dependent sizes (vocabulary, patch width, title length) of ``cfg.model``."""
+    """Fill the data-dependent sizes (vocabulary, patch width, title length, classes) of ``cfg.model``."""
     model = replace(
         cfg.model,
         vocab=len(data["token_table"]),
         patch_dim=int(data["patches"].shape[-1]),
         max_tokens=int(data["tokens"].shape[1]),
+        n_sub=int(data["sub"].max()) + 1 if "sub" in data else 0,
+        n_art=int(data["art"].max()) + 1 if "art" in data else 0,
     )
     return replace(cfg, model=model)
 
@@ -143,7 +155,8 @@ class NegativeSampler:
 def make_batch(data: dict[str, np.ndarray], rows: np.ndarray, neg: np.ndarray) -> Batch:
     """``2B`` rows: B matching pairs, then B mismatches (first half swaps the text, second the image).
 
-    With ``joint_img`` / ``joint_txt`` in ``data`` the batch carries each row's bi-encoder cosine.
+    With ``joint_img`` / ``joint_txt`` in ``data`` the batch carries each row's bi-encoder cosine; with
+    ``sub`` / ``art`` each row's category labels (of its image product; ``Batch.labels``).
     """
     b = len(rows)
     half = b // 2
@@ -163,6 +176,7 @@ def make_batch(data: dict[str, np.ndarray], rows: np.ndarray, neg: np.ndarray) -
             if k.startswith("aux_")
         },
         bi=None if bi is None else bi.float(),
+        labels={k: torch.from_numpy(data[k][img_src].astype(np.int64)) for k in ("sub", "art") if k in data},
     )
 
 
