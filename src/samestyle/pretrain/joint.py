@@ -17,7 +17,7 @@ to the prepared arrays from an ``EmbeddingSet`` folder with ``joint-image`` / ``
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -25,31 +25,43 @@ import numpy as np
 from samestyle.errors import ArtifactError
 
 
-def attach_joint(data: dict[str, np.ndarray], embeddings: str | Path) -> dict[str, np.ndarray]:
-    """``data`` plus ``joint_img`` / ``joint_txt`` of its ``ids`` from the embeddings folder.
+def subset_vectors(
+    ids: Sequence[object], embeddings: str | Path, spaces: Sequence[str]
+) -> dict[str, np.ndarray]:
+    """``{space: [len(ids), D]}`` float32 vectors of the products ``ids`` from an embeddings folder.
 
     Raises:
-        ArtifactError: the folder lacks a joint space, or a product of ``data`` has no joint vector.
+        ArtifactError: the folder lacks one of ``spaces``, or a product has no vector there.
     """
     from samestyle.pipeline.embeddings import EmbeddingSet
 
     emb = EmbeddingSet.load(embeddings, verify=False)
-    for space in ("joint-image", "joint-text"):
+    for space in spaces:
         if space not in emb.vectors:
             raise ArtifactError(
                 f"{embeddings}: no '{space}' vectors (has {sorted(emb.vectors)}); "
                 "run 'samestyle embed --model RUN' with the issue-B run first"
             )
     pos = {pid: i for i, pid in enumerate(emb.ids)}
-    missing = [str(i) for i in data["ids"] if str(i) not in pos]
+    missing = [str(i) for i in ids if str(i) not in pos]
     if missing:
         raise ArtifactError(
             f"{embeddings}: {len(missing)} products have no joint vector, e.g. '{missing[0]}'"
         )
-    rows = np.array([pos[str(i)] for i in data["ids"]])
+    rows = np.array([pos[str(i)] for i in ids])
+    return {space: np.asarray(emb.vectors[space][rows], dtype=np.float32) for space in spaces}
+
+
+def attach_joint(data: dict[str, np.ndarray], embeddings: str | Path) -> dict[str, np.ndarray]:
+    """``data`` plus unit ``joint_img`` / ``joint_txt`` of its ``ids`` from the embeddings folder.
+
+    Raises:
+        ArtifactError: as ``subset_vectors``.
+    """
+    vecs = subset_vectors(list(data["ids"]), embeddings, ("joint-image", "joint-text"))
     out = dict(data)
     for key, space in (("joint_img", "joint-image"), ("joint_txt", "joint-text")):
-        v = np.asarray(emb.vectors[space][rows], dtype=np.float32)
+        v = vecs[space]
         out[key] = v / np.maximum(np.linalg.norm(v, axis=1, keepdims=True), 1e-12)
     return out
 
