@@ -268,10 +268,35 @@ def _cmd_dedupe(args: argparse.Namespace) -> int:
     return 0
 
 
+def _train_kind(path: str | None, overrides: Sequence[str]) -> str:
+    """``"cross"`` for a cross-encoder config (top-level ``kind = "cross"``), ``"joint"`` without a kind."""
+    from samestyle.config import read_config_data
+
+    data = read_config_data(path, overrides)
+    kind = data.get("kind")
+    where = path or "--set"
+    cross_keys = sorted({"tasks", "masking", "residual", "late"} & set(data))
+    if kind is None and cross_keys:
+        raise ConfigError(
+            f"{where}: looks like a cross-encoder config (it has '{cross_keys[0]}'); add kind = \"cross\" "
+            "to train it with 'samestyle train', or run 'samestyle pretrain'"
+        )
+    if kind not in (None, "cross"):
+        raise ConfigError(
+            f'{where}: kind = {kind!r} is unknown; use kind = "cross" (cross-encoder, '
+            "configs/cross_finetune.toml) or no kind (the joint model, configs/myntra.toml)"
+        )
+    return "joint" if kind is None else "cross"
+
+
 def _cmd_train(args: argparse.Namespace) -> int:
     from samestyle.config import load_config
     from samestyle.train.run import RunConfig, train_run
 
+    if _train_kind(args.config, args.set or []) == "cross":
+        if args.resume:
+            raise ConfigError('--resume is for joint-model runs; a cross-encoder run (kind = "cross") cannot')
+        return _cmd_pretrain(args)
     cfg = load_config(RunConfig, args.config, args.set or [])
     metrics = train_run(cfg, args.out, resume=args.resume, progress=True)
     best = f"best epoch {metrics['best_epoch']} (val sum_r {metrics['best_val_sum_r']:.4f})"
@@ -327,15 +352,29 @@ def _cmd_caption(args: argparse.Namespace) -> int:
 
 def _cmd_eval(args: argparse.Namespace) -> int:
     from samestyle.eval.report import write_report
-    from samestyle.eval.runner import run_myntra_eval
+    from samestyle.eval.runner import PROTOCOLS, run_cross_eval, run_myntra_eval
 
+    if args.cross_run:
+        if args.run or args.protocols or args.catalog:
+            raise ConfigError("--cross-run evaluates cross-encoder runs: drop --catalog, --run, --protocols")
+        results, meta = run_cross_eval(
+            args.cross_run, args.embeddings, rerank_k=args.rerank or [10], queries=args.queries,
+            cross_queries=args.cross_queries, draws=args.draws,
+        )  # fmt: skip
+        _, md_path = write_report(results, args.out, meta=meta)
+        print(md_path.read_text(encoding="utf-8"))
+        return 0
+    if args.rerank:
+        raise ConfigError("--rerank K re-ranks with a cross-encoder: give --cross-run RUN")
+    if not args.catalog or not args.embeddings:
+        raise ConfigError("give --catalog and --embeddings (or --cross-run RUN for a cross-encoder run)")
     results = run_myntra_eval(
         args.catalog,
         args.embeddings,
         args.method,
         run_dir=args.run,
         split=args.split,
-        protocols=args.protocols.split(","),
+        protocols=(args.protocols or ",".join(PROTOCOLS)).split(","),
     )
     _, md_path = write_report(results, args.out, meta={"method": args.method, "run": args.run})
     print(md_path.read_text(encoding="utf-8"))
@@ -537,12 +576,31 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_caption)
 
     p = sub.add_parser("eval", help="score a method on the held-out Myntra protocols (JSON + Markdown)")
-    p.add_argument("--catalog", required=True)
-    p.add_argument("--embeddings", required=True, help="frozen features from 'samestyle embed'")
+    p.add_argument("--catalog", help="catalogue folder (not with --cross-run)")
+    p.add_argument(
+        "--embeddings",
+        help="frozen features from 'samestyle embed'; with --cross-run: joint vectors (default: the run's "
+        "data.joint_embeddings)",
+    )
     p.add_argument("--method", default="run", choices=["frozen", "cca", "run"])
     p.add_argument("--run", help="trained run folder (for --method run)")
     p.add_argument("--split", default="myntra", help="myntra, hash or a split JSON file")
-    p.add_argument("--protocols", default="same-label,kagl,sample100,category")
+    p.add_argument("--protocols", help="comma-separated (default: same-label,kagl,sample100,category)")
+    p.add_argument(
+        "--cross-run",
+        nargs="+",
+        metavar="RUN",
+        help="cross-encoder run(s) ('samestyle pretrain' / 'train' with kind = \"cross\"): sample-100 of the "
+        "bi-encoder, re-ranking and the cross-encoder alone, categories, on the run's held-out subset",
+    )
+    p.add_argument("--rerank", type=int, nargs="+", metavar="K", help="--cross-run: re-rank depths (10)")
+    p.add_argument("--queries", type=int, default=300, help="--cross-run: sample-100 queries a draw")
+    p.add_argument(
+        "--draws", type=int, default=1, help="--cross-run: sample-100 draws (the protocol: 1,000 queries x 5)"
+    )
+    p.add_argument(
+        "--cross-queries", type=int, default=100, help="--cross-run: cross-encoder-alone queries (0: skip)"
+    )
     p.add_argument("--out", required=True, help="folder for eval.json and eval.md")
     p.set_defaults(func=_cmd_eval)
 

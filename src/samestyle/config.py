@@ -108,8 +108,8 @@ def parse_override(text: str) -> tuple[str, Any]:
     return key.strip(), value
 
 
-def load_config(cls: type[C], path: str | Path | None = None, overrides: Sequence[str] = ()) -> C:
-    """Defaults <- TOML file <- dotted overrides."""
+def read_config_data(path: str | Path | None = None, overrides: Sequence[str] = ()) -> dict[str, Any]:
+    """The raw nested dict of a TOML file (``{}`` without one) with dotted overrides applied."""
     data: dict[str, Any] = {}
     if path is not None:
         try:
@@ -121,7 +121,12 @@ def load_config(cls: type[C], path: str | Path | None = None, overrides: Sequenc
     for text in overrides:
         key, value = parse_override(text)
         _set_dotted(data, key, value)
-    return from_dict(cls, data, str(path or "config"))
+    return data
+
+
+def load_config(cls: type[C], path: str | Path | None = None, overrides: Sequence[str] = ()) -> C:
+    """Defaults <- TOML file <- dotted overrides."""
+    return from_dict(cls, read_config_data(path, overrides), str(path or "config"))
 
 
 def dump_toml(cfg: Any, prefix: str = "") -> str:

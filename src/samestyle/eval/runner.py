@@ -1,9 +1,11 @@
-"""Glue for ``samestyle eval``: load artifacts, build the method, run the Myntra suite."""
+"""Glue for ``samestyle eval``: load artifacts, build the method, run the Myntra suite (or, for
+cross-encoder runs, ``pretrain.evaluate`` on their held-out subset)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -49,3 +51,48 @@ def run_myntra_eval(
         raise ConfigError(f"unknown protocol '{unknown[0]}' (known: {', '.join(PROTOCOLS)})")
     ctx = myntra_context(catalog_dir, emb_dir, split)
     return evaluate(build_method(method, ctx, run_dir), ctx, protocols)
+
+
+def run_cross_eval(
+    runs: Sequence[str | Path],
+    embeddings: str | Path | None = None,
+    rerank_k: Sequence[int] = (10,),
+    queries: int = 300,
+    cross_queries: int = 100,
+    threads: int = 1,
+    draws: int = 1,
+) -> tuple[dict[str, dict[str, float]], dict[str, Any]]:
+    """Report rows and meta of ``pretrain.evaluate.evaluate_cross_run`` for each run (rows prefixed by
+    the run's folder name when there are several); ``embeddings`` default: each run's joint vectors."""
+    import platform
+    import time
+
+    import torch
+
+    from samestyle.pretrain.evaluate import CrossEvalOptions, evaluate_cross_run, report_rows
+
+    if not runs:
+        raise ConfigError("--cross-run needs at least one run folder")
+    if any(k < 1 for k in rerank_k) or queries < 1 or cross_queries < 0 or draws < 1:
+        raise ConfigError("--rerank K, --queries and --draws must be >= 1, --cross-queries >= 0")
+    torch.set_num_threads(threads)
+    opts = CrossEvalOptions(
+        queries=queries, cross_queries=cross_queries, rerank_k=tuple(rerank_k), draws=draws
+    )
+    rows: dict[str, dict[str, float]] = {}
+    meta: dict[str, Any] = {"protocol": "cross-encoder on the run's held-out subset (pretrain.evaluate)"}
+    for run in runs:
+        res = evaluate_cross_run(run, embeddings, opts)
+        name = Path(run).name
+        rows |= report_rows(res, prefix=name if len(runs) > 1 else "")
+        c = res["config"]
+        meta[f"run {name}"] = (
+            f"{run}: tasks {','.join(c['tasks'])}, residual {c['residual']}, late {c['late']}, "
+            f"init_from '{c['init_from']}'"
+        )
+        meta[f"embeddings {name}"] = res["embeddings"]
+        meta["test / train products"] = f"{res['n_test_products']} / {res['n_train_products']}"
+    meta |= {"queries": queries, "cross_queries": cross_queries, "draws": draws, "rerank": list(rerank_k),
+             "machine": f"{platform.machine()}, torch threads {threads}",
+             "date": time.strftime("%Y-%m-%d %H:%M:%S")}  # fmt: skip
+    return rows, meta
