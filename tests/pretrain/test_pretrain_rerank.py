@@ -41,6 +41,20 @@ def test_rerank_orders_only_the_bi_encoder_top_k() -> None:
     assert order == [5, 3, 1, 7, 9]  # top-3 of bi {1, 3, 5} reversed by cross, then 7, 9 in bi order
 
 
+def test_rerank_rescores_every_candidate_tied_with_the_kth() -> None:
+    bi_scores = np.array([[0.5, 0.9, 0.5, 0.1]])  # candidates 0 and 2 tie at position 2
+    bi = lambda q, c, d: bi_scores  # noqa: E731
+    seen: list[list[int]] = []
+
+    def cross(q: np.ndarray, c: np.ndarray, d: str) -> np.ndarray:
+        seen.append(sorted(c[0].tolist()))
+        return np.zeros(c.shape)  # a cross-encoder that cannot tell them apart
+
+    s = rerank_score_fn(bi, cross, 2)(np.array([0]), np.array([[10, 11, 12, 13]]), "i2t")
+    assert seen == [[10, 11, 12]]  # both tied candidates re-scored, not just the first in sort order
+    assert s[0, 0] == s[0, 1] == s[0, 2] > s[0, 3]  # still tied: a pessimistic rank stays pessimistic
+
+
 def test_rerank_with_k_all_equals_cross_alone_in_sample100() -> None:
     scorer, _, data = _scorer()
     rng = np.random.default_rng(0)
