@@ -101,15 +101,17 @@ def rerank_score_fn(bi: ScoreFn, cross: ScoreFn, k: int) -> ScoreFn:
         s = np.asarray(bi(query_idx, cand, direction), dtype=np.float64)  # [B, C]
         kk = min(k, cand.shape[1])
         order = np.argsort(-s, axis=1, kind="stable")  # [B, C]
-        rows = np.arange(len(cand))[:, None]
-        kth = s[rows[:, 0], order[:, kk - 1]]  # [B]
-        chosen = s >= kth[:, None]  # the top kk and every candidate tied with the kk-th
-        m = int(chosen.sum(1).max())
-        top = order[:, :m]  # [B, M]: each row's chosen candidates come first in its order
-        valid = np.take_along_axis(chosen, top, axis=1)
-        re = np.asarray(cross(query_idx, cand[rows, top], direction), dtype=np.float64)  # [B, M]
+        kth = s[np.arange(len(cand)), order[:, kk - 1]]  # [B]
+        counts = (s >= kth[:, None]).sum(1)  # the top kk and every candidate tied with the kk-th
         out = s.copy()
-        out[rows, top] = np.where(valid, _OFFSET + re, s[rows, top])
+        plain = np.flatnonzero(counts == kk)  # most rows: one batched call of [B', kk] pairs
+        tied = np.flatnonzero(counts > kk)  # the rest: one call each, with their m > kk candidates
+        for rows, m in [(plain, kk), *((tied[i : i + 1], int(counts[tied[i]])) for i in range(len(tied)))]:
+            if len(rows):
+                top = order[rows, :m]  # [R, m]: a row's chosen candidates come first in its order
+                sel = cand[rows[:, None], top]
+                re = np.asarray(cross(query_idx[rows], sel, direction), dtype=np.float64)
+                out[rows[:, None], top] = _OFFSET + re
         return out
 
     return score
