@@ -8,8 +8,8 @@ images and encodes them and the titles. The driver collects the vectors by catal
 and writes the same ``emb/`` folder as :func:`samestyle.pipeline.embed.embed_catalog`.
 
 Ray Data's own progress bars are switched off for the run (restored after): on a 2-core machine their
-rendering in the driver took about a third of a core away from the actors (4,000 products, 2 actors:
-compute span 21 s with them, 14 s without). The driver shows one tqdm bar (products/s) instead.
+rendering in the driver competes with the actors (4,000 products, 2 actors: compute span 14.9 s with
+them, 13.8-13.9 s without). The driver shows one tqdm bar (products/s) instead.
 
 ``address=None`` starts a local Ray (``ray.init(num_cpus=...)``); ``address="auto"`` or
 ``"ray://head:10001"`` joins an existing cluster (see docs/scaling.md). Image paths must then resolve on
