@@ -30,6 +30,7 @@ from typing import Any
 
 from bench_serve import build_workload, free_port, run_load, wait_ready
 from samestyle.bench.load import LoadSampler
+from samestyle.fsio import write_json
 
 ENGINES = {"uvicorn": ["--engine", "local"], "ray-1": ["--engine", "ray", "--replicas", "1"]}
 ENGINES["ray-2"] = ["--engine", "ray", "--replicas", "2"]
@@ -106,7 +107,7 @@ def main() -> int:
     print(json.dumps(medians, indent=2))
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+        write_json(args.out, report)
     return 0
 
 

@@ -31,6 +31,7 @@ from typing import Any
 import httpx
 
 from samestyle.catalog.store import read_catalog
+from samestyle.fsio import write_json
 
 MAX_REQUESTS = 200_000  # a hard bound besides the duration
 ERRORS: dict[str, int] = {}  # transport errors by exception type
@@ -219,7 +220,7 @@ def main() -> int:
     print(json.dumps(report, indent=2))
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+        write_json(args.out, report)
     return 0
 
 
