@@ -80,12 +80,19 @@ def main() -> None:
     parser.add_argument("--local-threads", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--plain", action="store_true", help="also 1 and 2 plain processes (no Ray)")
+    parser.add_argument(
+        "--collect", default="auto",
+        help="how actors hand vectors back, comma-separated, each measured: 'store' (Ray's object store), "
+        "'disk' (a .npz part per batch under a scratch folder), 'auto' (the engine's default)",
+    )  # fmt: skip
     parser.add_argument("--out", required=True)
     args = parser.parse_args()
     load_at_start = list(os.getloadavg())  # other jobs on the machine skew the wall times
     full = read_catalog(args.catalog)
     catalog = Catalog(products=full.products[: args.n], image_root=full.image_root)
-    times: dict[str, list[float]] = {"local": [], "ray-1": [], "ray-2": []}
+    collects = args.collect.split(",")
+    names = {c: "ray" if c == collects[0] else f"ray-{c}" for c in collects}  # ray-1 / ray-2 = the first
+    times: dict[str, list[float]] = {"local": []} | {f"{names[c]}-{w}": [] for c in collects for w in (1, 2)}
     if args.plain:
         times |= {"plain-1": [], "plain-2": []}
     diffs: dict[str, float] = {}
@@ -98,16 +105,18 @@ def main() -> None:
                 TEXT_ENCODERS.build(args.text_encoder, num_threads=args.local_threads), None, progress=False,
             )  # fmt: skip
             times["local"].append(time.perf_counter() - start)
-            for workers in (1, 2):
-                start = time.perf_counter()
-                emb, _ = embed_catalog_ray(
-                    catalog, Path(tmp) / f"ray{workers}", args.image_encoder, args.text_encoder, None,
-                    workers=workers, threads_per_worker=1, progress=False,
-                )  # fmt: skip
-                times[f"ray-{workers}"].append(time.perf_counter() - start)
-                diffs[f"ray-{workers}"] = max(
-                    float(np.abs(emb.vectors[s] - local.vectors[s]).max()) for s in ("image", "text")
-                )
+            for collect in collects:
+                for workers in (1, 2):
+                    name = f"{names[collect]}-{workers}"
+                    start = time.perf_counter()
+                    emb, _ = embed_catalog_ray(
+                        catalog, Path(tmp) / name, args.image_encoder, args.text_encoder, None,
+                        workers=workers, threads_per_worker=1, progress=False, collect=collect,
+                    )  # fmt: skip
+                    times[name].append(time.perf_counter() - start)
+                    diffs[name] = max(
+                        float(np.abs(emb.vectors[s] - local.vectors[s]).max()) for s in ("image", "text")
+                    )
             for workers in (1, 2) if args.plain else ():
                 start = time.perf_counter()
                 vecs = plain_processes(catalog, args.image_encoder, args.text_encoder, workers)
@@ -124,6 +133,7 @@ def main() -> None:
         "seconds_all": times,
         "products_per_s": {k: len(catalog) / v for k, v in med.items()},
         "speedup_2_over_1_workers": med["ray-1"] / med["ray-2"],
+        "speedup_2_over_1_by_collect": {c: med[f"{names[c]}-1"] / med[f"{names[c]}-2"] for c in collects},
         "plain_speedup_2_over_1": med["plain-1"] / med["plain-2"] if args.plain else None,
         "max_abs_diff_vs_local": diffs,
         "machine": {

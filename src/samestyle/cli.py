@@ -99,7 +99,7 @@ def _cmd_embed(args: argparse.Namespace) -> int:
         emb, report = embed_catalog_ray(
             catalog, args.out, args.image_encoder, args.text_encoder, cache, workers=args.ray_workers,
             threads_per_worker=args.threads or 1, batch_size=args.batch_size, address=args.ray_address,
-            encoder_keys=keys,
+            encoder_keys=keys, collect=args.ray_collect, parts_dir=args.ray_parts_dir,
         )  # fmt: skip
         print(f"embedded {report.products} products (Ray, {args.ray_workers} workers) in {report.out_dir}")
         if args.model:
@@ -537,6 +537,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--engine", choices=["local", "ray"], default="local", help="local process or Ray Data")
     p.add_argument("--ray-workers", type=int, default=2, help="--engine ray: encoder actors")
     p.add_argument("--ray-address", default=None, help="--engine ray: cluster address (default: local Ray)")
+    p.add_argument(
+        "--ray-collect", choices=["auto", "store", "disk"], default="auto",
+        help="--engine ray: actors return vectors through Ray's object store or as .npz parts on disk "
+        "(auto: disk on a local Ray, store on a cluster)",
+    )  # fmt: skip
+    p.add_argument(
+        "--ray-parts-dir", default=None, help="--ray-collect disk: scratch folder (shared on a cluster)"
+    )
     p.set_defaults(func=_cmd_embed)
 
     p = sub.add_parser("index", help="embeddings + catalogue -> searchable index folder")
