@@ -26,6 +26,7 @@ import httpx
 import torch
 
 from samestyle.catalog.store import read_catalog
+from samestyle.fsio import write_json
 from samestyle.mining.clicklog import read_click_log
 from samestyle.mining.miner import MiningConfig, mine_pairs
 from samestyle.serve import ServeSettings, VariantSpec, create_app
@@ -97,7 +98,7 @@ def main() -> int:
     print(report.to_markdown())
     print(json.dumps({k: v for k, v in result.items() if k != "report"}, indent=2))
     if args.out:
-        Path(args.out).write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+        write_json(args.out, result)
     return 0
 
 

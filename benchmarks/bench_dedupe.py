@@ -13,7 +13,6 @@ import argparse
 import json
 import logging
 import time
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -21,6 +20,7 @@ import numpy as np
 from samestyle.datasets.matching import entity_text, entity_title, load_matching
 from samestyle.eval.dedupe import MATCHING_SETS, grocery_dedupe_eval, matching_eval
 from samestyle.eval.grocery import grocery_features
+from samestyle.fsio import write_json
 from samestyle.models.base import TextEncoder
 from samestyle.pipeline.encoders import build_encoders
 
@@ -65,9 +65,7 @@ def main() -> None:
     for name in MATCHING_SETS:
         results[f"matching:{name}"] = matching_eval(matching_inputs(name, txt))
         logging.info("%s done", name)
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+    write_json(args.out, results)
     for task, rows in results.items():
         for method, r in rows.items():
             main_metric = r.get("mean_f1", r.get("f1"))
@@ -75,7 +73,7 @@ def main() -> None:
                 k: v for k, v in r.items() if k in ("mean_precision", "mean_recall", "precision", "recall")
             }
             print(f"{task:28s} {method:14s} {main_metric:.4f} {json.dumps(extra)}")
-    print(f"written to {out} in {time.perf_counter() - start:.1f}s", flush=True)
+    print(f"written to {args.out} in {time.perf_counter() - start:.1f}s", flush=True)
 
 
 if __name__ == "__main__":

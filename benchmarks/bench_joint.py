@@ -28,6 +28,7 @@ from samestyle.config import load_config
 from samestyle.eval.methods import JointMethod
 from samestyle.eval.runner import myntra_context
 from samestyle.eval.suites import evaluate
+from samestyle.fsio import write_json
 from samestyle.train.run import RunConfig, train_run
 
 ALL = '["image-text", "text-image", "fused-image", "fused-text", "fused-fused", "image-image", "text-text"]'
@@ -85,8 +86,7 @@ def main() -> None:
             "best_val_sum_r": metrics["best_val_sum_r"],
             "test": scores,
         }
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps(results, indent=2))
+        write_json(out, results)  # after every variant: a crash keeps the finished ones
         kagl = scores.get("KAGL text->image", {})
         s100 = scores.get("sample-100 (test, same subCategory negatives)", {})
         row = [

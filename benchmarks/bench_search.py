@@ -12,7 +12,8 @@ import statistics
 import subprocess
 import sys
 import time
-from pathlib import Path
+
+from samestyle.fsio import write_json
 
 QUERIES = [
     "navy blue checked casual shirt for men",
@@ -75,8 +76,7 @@ def main() -> None:
         "product_id_query_ms": {"p50": statistics.median(pid_ms), "p99": _pct(pid_ms, 99), "n": len(pid_ms)},
         "cli_call_s": {"median": statistics.median(cli_s), "n": len(cli_s)},
     }
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(result, indent=2), encoding="utf-8")
+    write_json(args.out, result)
     print(json.dumps(result, indent=2))
 
 

@@ -33,6 +33,7 @@ import torch
 from samestyle.catalog.store import read_catalog
 from samestyle.eval.composed import build_task, choose_alpha, run_composed
 from samestyle.eval.interactive import TARGET_KEYS, simulate, target_attributes
+from samestyle.fsio import write_json
 from samestyle.index.filters import Filter
 from samestyle.index.product_index import ProductIndex
 from samestyle.pipeline.embeddings import EmbeddingSet
@@ -166,11 +167,9 @@ def main() -> None:
             "exactly_k_share": exact / len(queries),
         }
     results["filtered_latency"] = latency
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+    write_json(args.out, results)
     print(json.dumps(results, indent=2))
-    print(f"written to {out} in {time.perf_counter() - start:.1f}s", flush=True)
+    print(f"written to {args.out} in {time.perf_counter() - start:.1f}s", flush=True)
 
 
 if __name__ == "__main__":
