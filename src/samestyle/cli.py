@@ -42,8 +42,9 @@ def _cmd_dataset(args: argparse.Namespace) -> int:
     from samestyle.datasets import build_dataset_catalog
 
     report = build_dataset_catalog(
-        args.name, Path(args.out), data_dir=args.data_dir, images=args.images, limit=args.limit
-    )
+        args.name, Path(args.out), data_dir=args.data_dir, images=args.images, limit=args.limit,
+        only_with_images=[s for s in (args.only_with_images or "").split(",") if s],
+    )  # fmt: skip
     _print_report(report, args.json)
     return 0
 
@@ -497,6 +498,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--data-dir", help="folder with the dataset archives (default: $SAMESTYLE_DATA or ../shared/data)"
     )
     p.add_argument("--images", default="60x80", choices=["60x80", "224"], help="Myntra image set")
+    p.add_argument(
+        "--only-with-images", metavar="SETS",
+        help="Myntra: keep only products with a photo in every listed image set, e.g. 60x80,224",
+    )  # fmt: skip
     p.add_argument("--limit", type=int, help="only the first N products")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=_cmd_dataset)

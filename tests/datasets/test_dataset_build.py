@@ -6,11 +6,12 @@ from pathlib import Path
 
 import pytest
 from dataset_fakes import FakeData, real_data_or_skip
+from PIL import Image
 
 from samestyle.catalog.store import read_catalog, read_rejects
 from samestyle.datasets import build_dataset_catalog
 from samestyle.datasets.grocery import build_grocery_catalog
-from samestyle.datasets.myntra import build_myntra_catalog
+from samestyle.datasets.myntra import build_myntra_catalog, myntra_products
 from samestyle.errors import DatasetError
 from samestyle.types import ImageStatus
 
@@ -39,6 +40,40 @@ def test_myntra_catalog(fake_data: FakeData, tmp_path: Path) -> None:
 def test_myntra_224_catalog(fake_data: FakeData, tmp_path: Path) -> None:
     report = build_myntra_catalog(tmp_path / "c224", fake_data.data_dir, images="224", cache=fake_data.cache)
     assert report.products_written == 2 and report.images_ok == 2
+
+
+def test_myntra_only_with_images_gives_both_arms_the_same_products(
+    fake_data: FakeData, tmp_path: Path
+) -> None:
+    """The resolution A/B: the same products, each arm with its own photos (60x80 lacks 15972's)."""
+    both = ("60x80", "224")
+    for images, size in (("60x80", (6, 8)), ("224", (22, 22))):
+        report = build_myntra_catalog(
+            tmp_path / images, fake_data.data_dir, images=images, cache=fake_data.cache, only_with_images=both
+        )
+        catalog = read_catalog(tmp_path / images)
+        assert catalog.ids == ["15970"] and report.images_ok == 1
+        path = catalog.image_path(catalog.get("15970"))
+        assert path is not None and Image.open(path).size == size
+        assert catalog.meta["source"]["only_with_images"] == list(both)
+    small, _, _ = myntra_products(fake_data.data_dir, cache=fake_data.cache, only_with_images=["60x80"])
+    assert [p.id for p in small] == ["15970", "39386", "59263", "15971"]  # 15972 has no 60x80 file
+    with pytest.raises(DatasetError, match="unknown Myntra image set '1024'"):
+        myntra_products(fake_data.data_dir, cache=fake_data.cache, only_with_images=["1024"])
+
+
+def test_cli_dataset_only_with_images(
+    fake_data: FakeData, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from samestyle.cli import main
+
+    monkeypatch.setenv("SAMESTYLE_CACHE", str(fake_data.cache))
+    out = tmp_path / "c"
+    args = ["dataset", "myntra", "--images", "224", "--data-dir", str(fake_data.data_dir), "--out", str(out)]
+    assert main([*args, "--only-with-images", "60x80,224"]) == 0
+    assert read_catalog(out).ids == ["15970"]
+    assert main(args) == 0
+    assert read_catalog(out).ids == ["15970", "15972"]
 
 
 def test_grocery_catalog(fake_data: FakeData, tmp_path: Path) -> None:

@@ -33,6 +33,18 @@ def test_myntra_224_slice() -> None:
     assert all(10000 <= int(p.id) <= 21539 and (root / f"{p.id}.jpg").is_file() for p in products)
 
 
+def test_myntra_resolution_ab_products() -> None:
+    """Both arms of the resolution A/B hold the same 9,572 products (11 224 px ids lack a 60x80 photo)."""
+    data = real_data_or_skip(
+        "myntra_styles_full.csv.gz", "myntra_small_images_60x80.tar.gz", "myntra_224_images.tar.gz"
+    )
+    arms = {s: myntra_products(data, images=s, only_with_images=("60x80", "224")) for s in ("60x80", "224")}
+    ids = {s: [p.id for p in products] for s, (products, _, _) in arms.items()}
+    assert ids["60x80"] == ids["224"] and len(ids["224"]) == 9572
+    for products, root, _ in arms.values():
+        assert all((root / p.image).is_file() for p in products[:50] if p.image)
+
+
 def test_kagl() -> None:
     data = real_data_or_skip("marqo_kagl_qrels.tar.gz")
     q = load_kagl(data)

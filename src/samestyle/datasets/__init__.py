@@ -12,6 +12,7 @@ once into the cache, then turned into samestyle products, query photos, qrels or
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from samestyle.datasets.archive import dataset_folder, extract_archive, find_archive
@@ -49,6 +50,7 @@ def build_dataset_catalog(
     check_images: bool = True,
     workers: int = 1,
     progress: bool = False,
+    only_with_images: Sequence[str] = (),
 ) -> IngestReport:
     """Write the catalogue of a public dataset to ``out_dir``.
 
@@ -61,11 +63,13 @@ def build_dataset_catalog(
         check_images: open every image during ingest.
         workers: threads checking images.
         progress: show a progress bar while checking images (Myntra).
+        only_with_images: Myntra: keep only products with a photo in every one of these image sets.
     """
     if name == "myntra":
         return build_myntra_catalog(
-            out_dir, data_dir, images, limit, check_images, workers=workers, progress=progress
-        )
+            out_dir, data_dir, images, limit, check_images, workers=workers, progress=progress,
+            only_with_images=only_with_images,
+        )  # fmt: skip
     if name == "grocery":
         return build_grocery_catalog(out_dir, data_dir, check_images=check_images, workers=workers)
     raise DatasetError(f"unknown dataset '{name}'; choose one of: {', '.join(DATASETS)}")

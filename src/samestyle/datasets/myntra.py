@@ -12,7 +12,10 @@ Mapping of ``myntra_styles_full.csv.gz`` (44,446 rows) to :class:`Product`:
 Image sets: ``"60x80"`` (``myntra_small_images_60x80.tar.gz``, 44,072 ids) keeps every row; a product
 without a photo stays in the catalogue and ingest marks its image MISSING. ``"224"``
 (``myntra_224_images.tar.gz``, 9,583 ids in 10000-21539) keeps **only the products that have a 224 px
-photo**; the others are left out silently (they are not errors).
+photo**; the others are left out silently (they are not errors). ``only_with_images`` (a list of image
+sets) keeps only the products with a photo in **every** listed set, e.g. ``("60x80", "224")`` with either
+image set gives the same products (9,572: 11 of the 224 px ids have no 60x80 photo), the clean A/B of
+resolution in BENCHMARKS.md.
 
 Bad rows become fatal :class:`Reject` s naming the file and the 1-based data row: a wrong number of
 fields, a missing id or title, a repeated id. A non-numeric year is dropped with a non-fatal Reject.
@@ -30,9 +33,9 @@ import csv
 import gzip
 import logging
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from samestyle.datasets.archive import dataset_folder, find_archive
 from samestyle.datasets.splits import TEST_BUCKETS as TEST_BUCKETS
@@ -188,11 +191,16 @@ def myntra_image_root(
     return root
 
 
+def _photo_ids(root: Path) -> set[str]:
+    return {name[:-4] for name in os.listdir(root) if name.endswith(".jpg")}
+
+
 def myntra_products(
     data_dir: str | os.PathLike[str] | None = None,
     images: str = "60x80",
     limit: int | None = None,
     cache: str | os.PathLike[str] | None = None,
+    only_with_images: Sequence[str] = (),
 ) -> tuple[list[Product], Path, list[Reject]]:
     """Myntra products, the folder their images are relative to, and the rows that were rejected.
 
@@ -201,15 +209,23 @@ def myntra_products(
         images: ``"60x80"`` (every product) or ``"224"`` (only products with a 224 px photo).
         limit: only the first ``limit`` accepted products (in file order).
         cache: cache root for the unpacked images.
+        only_with_images: keep only products with a photo (a ``<id>.jpg`` file) in every one of these
+            image sets; their image still comes from ``images``.
 
     Example:
         >>> products, image_root, rejects = myntra_products(limit=200)  # doctest: +SKIP
     """
     csv_path = find_archive(MYNTRA_CSV, data_dir)
     image_root = myntra_image_root(images, data_dir, cache)
+    required = list(dict.fromkeys([*only_with_images, *(["224"] if images == "224" else [])]))
     keep: Callable[[str], bool] | None = None
-    if images == "224":
-        have = {name[:-4] for name in os.listdir(image_root) if name.endswith(".jpg")}
+    if required:
+        have = set.intersection(
+            *(
+                _photo_ids(image_root if s == images else myntra_image_root(s, data_dir, cache))
+                for s in required
+            )
+        )
         keep = have.__contains__
     products, rejects, rows = read_myntra_csv(csv_path, keep=keep, limit=limit)
     log.info("%s: %d rows read, %d products, %d rejects", csv_path.name, rows, len(products), len(rejects))
@@ -225,12 +241,13 @@ def build_myntra_catalog(
     cache: str | os.PathLike[str] | None = None,
     workers: int = 1,
     progress: bool = False,
+    only_with_images: Sequence[str] = (),
 ) -> IngestReport:
     """Write the Myntra catalogue to ``out_dir`` via ``ingest_products`` (images checked, rejects kept).
 
     The CSV's own rejects (missing title, malformed or repeated rows) land in ``rejects.csv`` beside
     ingest's (an image that is missing or corrupt: the product is kept, flagged). ``workers`` threads
-    check images; ``progress`` shows a bar.
+    check images; ``progress`` shows a bar; ``only_with_images``: as in :func:`myntra_products`.
 
     Example:
         >>> build_myntra_catalog(".cache/samestyle/catalogs/myntra-60x80").products_written  # doctest: +SKIP
@@ -238,14 +255,16 @@ def build_myntra_catalog(
     """
     from samestyle.catalog.ingest import ingest_products
 
-    products, image_root, rejects = myntra_products(data_dir, images, limit, cache)
-    source = {
+    products, image_root, rejects = myntra_products(data_dir, images, limit, cache, only_with_images)
+    source: dict[str, Any] = {
         "dataset": "myntra",
         "file": str(find_archive(MYNTRA_CSV, data_dir)),
         "images": images,
         "image_archive": MYNTRA_IMAGES[images][0],
         "limit": limit,
     }
+    if only_with_images:
+        source["only_with_images"] = list(only_with_images)
     return ingest_products(
         products,
         Path(out_dir),
