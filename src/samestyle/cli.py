@@ -376,8 +376,12 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         run_dir=args.run,
         split=args.split,
         protocols=(args.protocols or ",".join(PROTOCOLS)).split(","),
+        kagl_restricted=args.kagl_restricted,
     )
-    _, md_path = write_report(results, args.out, meta={"method": args.method, "run": args.run})
+    meta = {"method": args.method, "run": args.run}
+    if args.kagl_restricted:
+        meta["kagl"] = "restricted to this catalogue's queries and products (not the full-gallery protocol)"
+    _, md_path = write_report(results, args.out, meta=meta)
     print(md_path.read_text(encoding="utf-8"))
     return 0
 
@@ -599,6 +603,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--run", help="trained run folder (for --method run)")
     p.add_argument("--split", default="myntra", help="myntra, hash or a split JSON file")
     p.add_argument("--protocols", help="comma-separated (default: same-label,kagl,sample100,category)")
+    p.add_argument(
+        "--kagl-restricted", action="store_true",
+        help="KAGL on a sub-catalogue: only the queries whose products are in it, with it as the gallery "
+        "(not comparable with the full-gallery KAGL numbers)",
+    )  # fmt: skip
     p.add_argument(
         "--cross-run",
         nargs="+",

@@ -9,18 +9,27 @@ trec_eval recall, (relevant docs in the top k) / (relevant docs in the qrels), n
 AvgRecall = mean(Recall@1, Recall@10) for text-to-image and AvgP = mean(P@1, P@10) for
 category-to-product, our primaries. ``configs/KAGL.json`` uses doc weights image 0.9, text 0.1, and
 ``eval.py`` L2-normalises the weighted sum of the (already normalised) field embeddings.
+
+On a sub-catalogue (e.g. the 9,572 products with a 224 px photo) the full-gallery protocol counts every
+query whose product is absent as a miss. :func:`restrict_qrels` gives "KAGL restricted to the gallery":
+only the judged products in the gallery, only the queries with one of them left. Its numbers are not
+comparable with the full-gallery ones (fewer queries, a smaller gallery).
 """
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Mapping, Sequence
-from typing import Any
+from collections.abc import Hashable, Iterable, Mapping, Sequence
+from typing import Any, TypeVar
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from samestyle.eval import metrics as M
 from samestyle.eval.arrays import as_matrix, check_len
+
+Q = TypeVar("Q", bound=Hashable)
+D = TypeVar("D", bound=Hashable)
+G = TypeVar("G", bound=float)
 
 
 def weighted_doc_vectors(
@@ -36,6 +45,23 @@ def weighted_doc_vectors(
         raise ValueError(f"image {a.shape} and text {b.shape} vectors must have the same shape")
     v = weights[0] * a + weights[1] * b
     return v / np.maximum(np.linalg.norm(v, axis=1, keepdims=True), 1e-12)
+
+
+def restrict_qrels(qrels: Mapping[Q, Mapping[D, G]], doc_ids: Iterable[Hashable]) -> dict[Q, dict[D, G]]:
+    """``qrels`` restricted to a gallery: judged docs outside ``doc_ids`` are dropped (ids compared as
+    strings, like the harness), and so is every query left with no relevant (grade > 0) doc.
+
+    Example:
+        >>> restrict_qrels({"q1": {"a": 1, "x": 1}, "q2": {"x": 1}}, ["a", "b"])
+        {'q1': {'a': 1}}
+    """
+    keep = {str(d) for d in doc_ids}
+    out: dict[Q, dict[D, G]] = {}
+    for query, docs in qrels.items():
+        kept = {d: grade for d, grade in docs.items() if str(d) in keep}
+        if any(grade > 0 for grade in kept.values()):
+            out[query] = kept
+    return out
 
 
 def _qrels_hits(
@@ -141,4 +167,4 @@ def kagl_attribute_to_product(
     return out
 
 
-__all__ = ["kagl_attribute_to_product", "kagl_text_to_image", "weighted_doc_vectors"]
+__all__ = ["kagl_attribute_to_product", "kagl_text_to_image", "restrict_qrels", "weighted_doc_vectors"]

@@ -16,7 +16,9 @@ from samestyle.eval.suites import PROTOCOLS, MyntraContext, evaluate
 from samestyle.pipeline.embeddings import EmbeddingSet
 
 
-def myntra_context(catalog_dir: str | Path, emb_dir: str | Path, split: str = "myntra") -> MyntraContext:
+def myntra_context(
+    catalog_dir: str | Path, emb_dir: str | Path, split: str = "myntra", kagl_restricted: bool = False
+) -> MyntraContext:
     from samestyle.datasets.kagl import load_kagl
     from samestyle.models import TEXT_ENCODERS
     from samestyle.train.run import load_split
@@ -25,7 +27,9 @@ def myntra_context(catalog_dir: str | Path, emb_dir: str | Path, split: str = "m
     emb = EmbeddingSet.load(emb_dir)
     key = emb.meta.get("encoder_keys", {}).get("text", "minilm")
     encoder = TEXT_ENCODERS.build(key)
-    return MyntraContext(catalog, emb, load_split(split, catalog), load_kagl(), encoder.encode_texts)
+    return MyntraContext(
+        catalog, emb, load_split(split, catalog), load_kagl(), encoder.encode_texts, kagl_restricted
+    )
 
 
 def build_method(kind: str, ctx: MyntraContext, run_dir: str | Path | None = None) -> Method:
@@ -45,11 +49,14 @@ def run_myntra_eval(
     run_dir: str | Path | None = None,
     split: str = "myntra",
     protocols: Sequence[str] = PROTOCOLS,
+    kagl_restricted: bool = False,
 ) -> dict[str, dict[str, float]]:
+    """Score ``method`` on the Myntra suite; ``kagl_restricted``: KAGL only on the queries and judged
+    products of this catalogue (for a sub-catalogue; see ``eval.kagl.restrict_qrels``)."""
     unknown = [p for p in protocols if p not in PROTOCOLS]
     if unknown:
         raise ConfigError(f"unknown protocol '{unknown[0]}' (known: {', '.join(PROTOCOLS)})")
-    ctx = myntra_context(catalog_dir, emb_dir, split)
+    ctx = myntra_context(catalog_dir, emb_dir, split, kagl_restricted)
     return evaluate(build_method(method, ctx, run_dir), ctx, protocols)
 
 

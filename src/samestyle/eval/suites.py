@@ -2,6 +2,9 @@
 
 Held out = the ``test`` split (every KAGL product is in it; see :mod:`samestyle.datasets.myntra`).
 Galleries are the whole catalogue (as in the KAGL harness); queries come from held-out products only.
+On a sub-catalogue, ``MyntraContext.kagl_restricted`` scores "KAGL restricted to the gallery"
+(:func:`samestyle.eval.kagl.restrict_qrels`; rows marked :data:`RESTRICTED`), not comparable with the
+full-gallery KAGL rows.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import numpy as np
 
 from samestyle.catalog.store import Catalog
 from samestyle.datasets.kagl import KaglQrels
+from samestyle.eval.kagl import restrict_qrels
 from samestyle.eval.methods import Method
 from samestyle.eval.probe import fit_predict_linear
 from samestyle.eval.protocols import (
@@ -28,6 +32,8 @@ from samestyle.pipeline.embeddings import EmbeddingSet
 
 log = logging.getLogger(__name__)
 PROTOCOLS = ("same-label", "kagl", "sample100", "category")
+RESTRICTED = " [restricted to the catalogue]"
+"""Suffix of the KAGL row names when ``MyntraContext.kagl_restricted`` is set."""
 TextFeatures = Callable[[Sequence[str]], np.ndarray]
 
 
@@ -40,6 +46,7 @@ class MyntraContext:
     split: dict[str, list[str]]
     kagl: KaglQrels | None
     text_features: TextFeatures  # frozen text encoder, for query strings
+    kagl_restricted: bool = False  # KAGL: only the queries and judged products in this gallery
     _cache: dict[str, np.ndarray] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -79,26 +86,37 @@ def _same_label(
 def _kagl(method: Method, ctx: MyntraContext, items: dict[str, np.ndarray]) -> dict[str, dict[str, float]]:
     if ctx.kagl is None:
         return {}
-    queries = list(ctx.kagl.text_to_image)
+    gallery = np.flatnonzero(ctx.has_image)
+    ids = [ctx.emb.ids[i] for i in gallery]
+    t2i, tasks, tag = ctx.kagl.text_to_image, ctx.kagl.attribute_tasks, ""
+    if ctx.kagl_restricted:
+        t2i, tag = restrict_qrels(t2i, ids), RESTRICTED
+        tasks = {task: restrict_qrels(qrels, ids) for task, qrels in tasks.items()}
+        log.info("KAGL restricted to the catalogue: %d text->image queries", len(t2i))
+    queries = list(t2i)
+    if not queries:
+        return {}
     qv = method.queries(ctx.encode(queries))
     if qv is None:
         return {}
-    gallery = np.flatnonzero(ctx.has_image)
-    ids = [ctx.emb.ids[i] for i in gallery]
     out = {
-        "KAGL text->image": kagl_text_to_image(
-            qv, items["image"][gallery], ids, ctx.kagl.text_to_image, query_keys=queries
+        f"KAGL text->image{tag}": kagl_text_to_image(
+            qv, items["image"][gallery], ids, t2i, query_keys=queries
         )
     }
-    for task, qrels in ctx.kagl.attribute_tasks.items():
+    for task, qrels in tasks.items():
         values = list(qrels)
+        if not values:
+            continue
         av = method.queries(ctx.encode(values))
         assert av is not None
         w = ctx.kagl.doc_weights(task)
         docs = weighted_doc_vectors(items["image"][gallery], items["text"][gallery], (w["image"], w["text"]))
-        out[f"KAGL {task} (0.9 image + 0.1 text)"] = kagl_attribute_to_product(av, docs, ids, qrels, values)
+        out[f"KAGL {task} (0.9 image + 0.1 text){tag}"] = kagl_attribute_to_product(
+            av, docs, ids, qrels, values
+        )
         if "fused" in items:
-            out[f"KAGL {task} (fused)"] = kagl_attribute_to_product(
+            out[f"KAGL {task} (fused){tag}"] = kagl_attribute_to_product(
                 av, items["fused"][gallery], ids, qrels, values
             )
     return out
