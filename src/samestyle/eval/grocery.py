@@ -36,6 +36,10 @@ Protocol (:func:`grocery_table` scores it, :func:`run_grocery_eval` builds its i
     L2-normalised pooled feature (what the Myntra embeddings hold) for a ``"pooled"`` tower, or the
     backbone activations the tower needs (:func:`~samestyle.features.activations.query_activations`,
     not cached) otherwise.
+    The same method scores runs trained **on grocery train** (:mod:`samestyle.train.grocery`, rows
+    ``grocery:<variant>`` of ``benchmarks/bench_grocery.py --train-grocery``), scored by
+    :mod:`samestyle.eval.grocery_joint`; their model selection runs the same scoring on photos carved
+    from train, never on these val photos.
 
 Frozen image features of the photos and iconic images are cached in a
 :class:`~samestyle.features.cache.FeatureCache` under ``cache_dir()/features`` keyed by
@@ -146,8 +150,10 @@ class GroceryFeatures:
         photo_paths, iconic_paths: the val photos and the gallery's iconic images, in row order.
         photo_img: ``[Q, Di]`` val photos. query_txt: ``[Q, Dt]`` class name of each photo's class.
         gal_img: ``[G, Di]`` iconic images. gal_txt: ``[G, Dt]`` descriptions.
-        train_img: ``[T, Di]`` train photos; train_groups: ``[T]`` (None unless asked for).
+        train_img: ``[T, Di]`` train photos; train_groups: ``[T]``; train_paths: their files (None unless
+            asked for).
         class_names: query text of each gallery row (the product title).
+        name_txt: ``[G, Dt]`` the class-name (query text) vector of each gallery row.
         encoders: modality -> encoder name.
     """
 
@@ -163,6 +169,8 @@ class GroceryFeatures:
     encoders: dict[str, str]
     train_img: np.ndarray | None = None
     train_groups: np.ndarray | None = None
+    train_paths: list[Path] | None = None
+    name_txt: np.ndarray | None = None
 
     def train_txt(self) -> np.ndarray:
         """``[T, Dt]``: the description of each train photo's class (the CCA training pairs)."""
@@ -261,6 +269,7 @@ def grocery_features(
         gal_txt=text_encoder.encode_texts(texts),
         class_names=names,
         encoders={"image": image_encoder.name, "text": text_encoder.name},
+        name_txt=name_vecs,
     )
     if include_train:
         train = _spread(grocery_photos("train", data_dir), train_limit)
@@ -268,6 +277,7 @@ def grocery_features(
             cached_image_features(image_encoder, [ph.path for ph in train], root, cache)
         )
         feats.train_groups = np.array([ph.fine_id for ph in train], dtype=np.int64)
+        feats.train_paths = [ph.path for ph in train]
     return feats
 
 
@@ -288,44 +298,6 @@ def _cca_table(f: GroceryFeatures, dim: int = CCA_DIM) -> dict[str, dict[str, fl
     g_img, g_txt = cca.image(f.gal_img), cca.text(f.gal_txt)
     return grocery_table(
         q_img, q_txt, g_img, g_txt, l2_normalize(g_img + g_txt), l2_normalize(q_img + q_txt),
-        f.query_groups, f.gallery_groups,
-    )  # fmt: skip
-
-
-def _joint_table(f: GroceryFeatures, run_dir: str | Path, threads: int = 1) -> dict[str, dict[str, float]]:
-    from samestyle.models.towers import tower_input_kind
-    from samestyle.pipeline.joint import project
-    from samestyle.train.run import load_run
-
-    model, cfg = load_run(run_dir)
-    if cfg.model.text_dim != f.gal_txt.shape[1]:
-        raise SamestyleError(
-            f"run {run_dir} expects {cfg.model.text_dim}-d text features, the text encoder "
-            f"{f.encoders['text']} gives {f.gal_txt.shape[1]}"
-        )
-    kind = tower_input_kind(cfg.tower)
-    if kind == "pooled":
-        if cfg.model.image_dim != f.gal_img.shape[1]:
-            raise SamestyleError(
-                f"run {run_dir} expects {cfg.model.image_dim}-d image features, the image encoder "
-                f"{f.encoders['image']} gives {f.gal_img.shape[1]}"
-            )
-        q_in, g_in = f.photo_img, f.gal_img
-        q_present = np.ones(len(q_in), dtype=bool)
-        g_present = np.ones(len(g_in), dtype=bool)
-    else:
-        from samestyle.features.activations import ActivationExtractor, query_activations
-
-        log.info(
-            "run %s has a %r tower: extracting %s activations (not cached)", run_dir, cfg.tower.kind, kind
-        )
-        extractor = ActivationExtractor(kind, num_threads=threads)
-        q_in, q_present = query_activations(extractor, f.photo_paths)
-        g_in, g_present = query_activations(extractor, f.iconic_paths)
-    q = project(model, q_in, f.query_txt, q_present)
-    g = project(model, g_in, f.gal_txt, g_present)
-    return grocery_table(
-        q["image"], q["text"], g["image"], g["text"], g["fused"], q["fused"],
         f.query_groups, f.gallery_groups,
     )  # fmt: skip
 
@@ -377,7 +349,9 @@ def run_grocery_eval(
         table = _cca_table(features)
     else:
         assert run_dir is not None
-        table = _joint_table(features, run_dir, threads)
+        from samestyle.eval.grocery_joint import joint_table
+
+        table = joint_table(features, run_dir, threads)
     if out_dir is not None:
         from samestyle.eval.report import write_report
 
