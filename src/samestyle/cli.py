@@ -270,7 +270,8 @@ def _cmd_dedupe(args: argparse.Namespace) -> int:
 
 
 def _train_kind(path: str | None, overrides: Sequence[str]) -> str:
-    """``"cross"`` for a cross-encoder config (top-level ``kind = "cross"``), ``"joint"`` without a kind."""
+    """``"cross"`` for a cross-encoder config (top-level ``kind = "cross"``), ``"grocery"`` for a
+    grocery-photo run (``kind = "grocery"``), ``"joint"`` without a kind."""
     from samestyle.config import read_config_data
 
     data = read_config_data(path, overrides)
@@ -282,22 +283,34 @@ def _train_kind(path: str | None, overrides: Sequence[str]) -> str:
             f"{where}: looks like a cross-encoder config (it has '{cross_keys[0]}'); add kind = \"cross\" "
             "to train it with 'samestyle train', or run 'samestyle pretrain'"
         )
-    if kind not in (None, "cross"):
+    if kind not in (None, "cross", "grocery"):
         raise ConfigError(
             f'{where}: kind = {kind!r} is unknown; use kind = "cross" (cross-encoder, '
-            "configs/cross_finetune.toml) or no kind (the joint model, configs/myntra.toml)"
+            'configs/cross_finetune.toml), kind = "grocery" (grocery photos, configs/grocery.toml) '
+            "or no kind (the joint model, configs/myntra.toml)"
         )
-    return "joint" if kind is None else "cross"
+    return "joint" if kind is None else str(kind)
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
     from samestyle.config import load_config
     from samestyle.train.run import RunConfig, train_run
 
-    if _train_kind(args.config, args.set or []) == "cross":
+    kind = _train_kind(args.config, args.set or [])
+    if kind == "cross":
         if args.resume:
             raise ConfigError('--resume is for joint-model runs; a cross-encoder run (kind = "cross") cannot')
         return _cmd_pretrain(args)
+    if kind == "grocery":
+        from samestyle.train.grocery import GroceryRunConfig, grocery_train_run
+
+        if args.resume:
+            raise ConfigError('--resume is not supported for grocery runs (kind = "grocery"); start again')
+        gm = grocery_train_run(load_config(GroceryRunConfig, args.config, args.set or []), args.out)
+        best = f"best epoch {gm['best_epoch']} (carved-train mean MRR {gm['best_val_mean_mrr']:.4f})"
+        took = f"{gm['train_seconds']:.0f}s"
+        print(f"trained {args.out}: {best}, {took}; model in {args.out}/model.safetensors")
+        return 0
     cfg = load_config(RunConfig, args.config, args.set or [])
     metrics = train_run(cfg, args.out, resume=args.resume, progress=True)
     best = f"best epoch {metrics['best_epoch']} (val sum_r {metrics['best_val_sum_r']:.4f})"
