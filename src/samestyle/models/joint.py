@@ -3,7 +3,9 @@
 ``JointModel`` maps an image feature and a text feature of a product to three L2-normalised vectors in
 the same space: ``image``, ``text`` and ``fused`` (image+text). Any of them can query any other.
 The image input goes through an *image tower* first: identity on the cached pooled vector, or a
-trainable adaptation over cached backbone activations.
+trainable adaptation over cached backbone activations. The text input likewise goes through a *text
+tower*: identity on the frozen sentence vector, or the top MiniLM layers over cached hidden states
+(``models.text_towers``).
 """
 
 from __future__ import annotations
@@ -92,12 +94,21 @@ class Fusion(nn.Module):
 
 
 class JointModel(nn.Module):
-    """Image tower + image/text projections + fusion. Call with cached features."""
+    """Image and text towers + image/text projections + fusion. Call with cached features.
 
-    def __init__(self, cfg: JointConfig, image_tower: nn.Module | None = None) -> None:
+    Args:
+        cfg: heads and fusion; ``text_dim`` must be the text tower's output size.
+        image_tower: maps the cached image input to ``[B, image_dim]``; identity when None.
+        text_tower: maps the cached text input to ``[B, text_dim]``; identity when None.
+    """
+
+    def __init__(
+        self, cfg: JointConfig, image_tower: nn.Module | None = None, text_tower: nn.Module | None = None
+    ) -> None:
         super().__init__()
         self.cfg = cfg
         self.image_tower = image_tower if image_tower is not None else nn.Identity()
+        self.text_tower = text_tower if text_tower is not None else nn.Identity()
         self.image_proj = Projection(cfg.image_dim, cfg.hidden, cfg.dim, cfg.dropout)
         self.text_proj = Projection(cfg.text_dim, cfg.hidden, cfg.dim, cfg.dropout)
         self.fusion = Fusion(cfg.fusion, cfg.dim, cfg.hidden, cfg.dropout)
@@ -105,18 +116,31 @@ class JointModel(nn.Module):
     def encode_image(self, image: torch.Tensor) -> torch.Tensor:
         return F.normalize(self.image_proj(self.image_tower(image)), dim=-1)  # [B, D]
 
-    def encode_text(self, text: torch.Tensor) -> torch.Tensor:
-        return F.normalize(self.text_proj(text), dim=-1)  # [B, D]
+    @property
+    def has_text_tower(self) -> bool:
+        """True when the text input is not the frozen sentence vector itself (a trainable text tower)."""
+        return not isinstance(self.text_tower, nn.Identity)
+
+    def encode_text(self, text: torch.Tensor, dropout: float = 0.0) -> torch.Tensor:
+        """Text tower input ``[B, ...]`` -> ``[B, D]``; ``dropout`` (training views) on the tower output."""
+        feats = self.text_tower(text)  # [B, text_dim]
+        if dropout > 0:
+            feats = F.dropout(feats, dropout)
+        return F.normalize(self.text_proj(feats), dim=-1)  # [B, D]
 
     def forward(
         self,
         image: torch.Tensor | None = None,
         text: torch.Tensor | None = None,
         image_present: torch.Tensor | None = None,
+        *,
+        text_dropout: float = 0.0,
     ) -> JointOutput:
-        """Args: ``image`` tower input ``[B, ...]``, ``text`` ``[B, text_dim]``, ``image_present`` ``[B]``."""
+        """Args: ``image`` image tower input ``[B, ...]``, ``text`` text tower input ``[B, ...]``
+        (``[B, text_dim]`` without a text tower), ``image_present`` ``[B]``, ``text_dropout`` feature dropout
+        on the text tower's output (the trainer's augmented view when the tower input is not a vector)."""
         img = self.encode_image(image) if image is not None else None
-        txt = self.encode_text(text) if text is not None else None
+        txt = self.encode_text(text, text_dropout) if text is not None else None
         if img is not None and image_present is not None:
             img = img * image_present[:, None].to(img.dtype)
         fused = None

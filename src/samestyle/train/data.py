@@ -49,7 +49,7 @@ class TrainData:
 
     ids: list[str]
     image: torch.Tensor  # [N, Fi] float32 (tower input)
-    text: torch.Tensor  # [N, Ft] float32
+    text: torch.Tensor  # [N, Ft] float32 (float16 cached hidden states behind a text tower)
     image_present: torch.Tensor  # [N] bool
     groups: torch.Tensor  # [N] int64 style group
     pairs: torch.Tensor  # [P, 2] int64 rows (anchor, positive); (i, i) = a product's own image<->text
@@ -67,6 +67,7 @@ def build_train_data(
     extra_pairs: Sequence[tuple[str, str, float]] = (),
     self_pair_weight: float = 1.0,
     image_features: np.ndarray | None = None,
+    text_features: np.ndarray | None = None,
 ) -> TrainData:
     """Gather the rows of ``ids`` (a split) with their features, groups and pairs.
 
@@ -78,6 +79,8 @@ def build_train_data(
         self_pair_weight: weight of each product's own image<->text pair.
         image_features: optional tower inputs aligned with ``emb.ids`` (e.g. cached activations) that
             replace the pooled "image" vectors.
+        text_features: optional text tower inputs aligned with ``emb.ids`` (cached MiniLM hidden states)
+            that replace the frozen "text" vectors.
     """
     for space in ("image", "text"):
         if space not in emb.vectors:
@@ -96,6 +99,8 @@ def build_train_data(
     products = [catalog.get(i) for i in ids]
     groups = _union_find_groups([title_key(p.title) for p in products], pairs[pairs[:, 0] != pairs[:, 1]])
     source = image_features if image_features is not None else emb.vectors["image"]
+    text_source = text_features if text_features is not None else emb.vectors["text"]
+    text_dtype = _dtype(text_source) if text_features is not None else np.float32
     depth = max((len(p.category) for p in products), default=0)
     labels = {
         f"category{d + 1}": np.array([p.category[d] if len(p.category) > d else "" for p in products])
@@ -104,7 +109,7 @@ def build_train_data(
     return TrainData(
         ids=list(ids),
         image=torch.from_numpy(np.ascontiguousarray(source[rows], dtype=_dtype(source))),
-        text=torch.from_numpy(np.ascontiguousarray(emb.vectors["text"][rows], dtype=np.float32)),
+        text=torch.from_numpy(np.ascontiguousarray(text_source[rows], dtype=text_dtype)),
         image_present=torch.from_numpy(emb.present["image"][rows].copy()),
         groups=torch.from_numpy(groups),
         pairs=torch.from_numpy(pairs),
@@ -114,7 +119,8 @@ def build_train_data(
 
 
 def _dtype(source: np.ndarray) -> type[np.floating]:
-    """float16 tower inputs stay float16 (the tower casts per batch): 44k x 15680 is 2.8 GB in float32."""
+    """float16 tower inputs stay float16 (the tower casts per batch): 44k x 15680 is 2.8 GB in float32
+    (44k x 12320 text hidden states: 2.2 GB)."""
     return np.float16 if source.dtype == np.float16 else np.float32
 
 

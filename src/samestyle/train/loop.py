@@ -23,7 +23,7 @@ from samestyle.eval.protocols import sample100
 from samestyle.fsio import atomic_path
 from samestyle.losses.unit import ContrastiveUnit, Embeddings
 from samestyle.losses.weighting import Weighting
-from samestyle.models.joint import JointModel
+from samestyle.models.joint import JointModel, JointOutput
 from samestyle.pipeline.joint import project
 from samestyle.train.data import TrainData, pair_batches
 
@@ -89,11 +89,12 @@ class Trainer:
         self.model, self.unit, self.weighting, self.cfg = model, unit, weighting, cfg
         self.run_dir, self.on_best = run_dir, on_best
         tower_params = {id(p) for p in model.image_tower.parameters()}
+        text_params = {id(p) for p in model.text_tower.parameters()}
         params = [
             p
             for m in (model, unit, weighting)
             for p in m.parameters()
-            if p.requires_grad and id(p) not in tower_params
+            if p.requires_grad and id(p) not in tower_params | text_params
         ]
         groups: list[dict[str, Any]] = [{"params": params, "lr_scale": 1.0}]
         if tower_params:  # pretrained tower weights learn slower (their own lr_scale)
@@ -101,6 +102,11 @@ class Trainer:
 
             tower_cfg = getattr(model.image_tower, "cfg", None)
             groups += tower_param_groups(model.image_tower, cfg.lr, tower_cfg) if tower_cfg else []
+        if text_params:
+            from samestyle.models.text_towers import text_tower_param_groups
+
+            text_cfg = getattr(model.text_tower, "cfg", None)
+            groups += text_tower_param_groups(model.text_tower, cfg.lr, text_cfg) if text_cfg else []
         self.opt = torch.optim.AdamW(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
         self.state = TrainState()
         self.gen = torch.Generator().manual_seed(cfg.seed)
@@ -117,17 +123,22 @@ class Trainer:
         p = self.cfg.feature_dropout
         return nn.functional.dropout(x, p) if p > 0 else x
 
+    def _view(self, data: TrainData, a: torch.Tensor, pa: torch.Tensor) -> JointOutput:
+        """The anchor side's augmented view: feature dropout on the inputs, or, behind a text tower (whose
+        input is cached hidden states and a mask), on the text tower's output."""
+        image = self._augment(data.image[a])
+        if self.model.has_text_tower:
+            return self.model(image, data.text[a], pa, text_dropout=self.cfg.feature_dropout)
+        return self.model(image, self._augment(data.text[a]), pa)
+
     def _step(self, data: TrainData, rows: torch.Tensor, steps_per_epoch: int) -> dict[str, float]:
         a, p = data.pairs[rows, 0], data.pairs[rows, 1]
         pa, pp = data.image_present[a], data.image_present[p]
-        anchor = self.model(self._augment(data.image[a]), self._augment(data.text[a]), pa)
+        anchor = self._view(data, a, pa)
         positive = self.model(data.image[p], data.text[p], pp)
         aug = None
         if self.unit.config.regularizers:
-            aug = Embeddings.of(
-                self.model(self._augment(data.image[a]), self._augment(data.text[a]), pa),
-                present={"image": pa},
-            )
+            aug = Embeddings.of(self._view(data, a, pa), present={"image": pa})
         terms = self.unit(
             Embeddings.of(anchor, present={"image": pa}),
             Embeddings.of(positive, present={"image": pp}),

@@ -1,6 +1,8 @@
 """A training run: config in, ``runs/<name>/{config.toml, model.safetensors, metrics.json}`` out.
 
-Loading a run needs no flags: ``load_run(run_dir)`` reads ``config.toml`` and rebuilds the model.
+Loading a run needs no flags: ``load_run(run_dir)`` reads ``config.toml`` and rebuilds the model, its
+image tower (``[tower]``) and text tower (``[text_tower]``) included; a run written before a section
+existed gets that section's defaults (the pooled identity towers).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from samestyle.fsio import atomic_path, read_json, write_json, write_text
 from samestyle.losses.unit import ContrastiveConfig, ContrastiveUnit
 from samestyle.losses.weighting import WEIGHTINGS, FixedWeighting, Weighting
 from samestyle.models.joint import JointConfig, JointModel
+from samestyle.models.text_towers import MINILM_DIM, TextTowerConfig, build_text_tower
 from samestyle.models.towers import TowerConfig, build_tower, tower_input_kind
 from samestyle.pipeline.embeddings import EmbeddingSet
 from samestyle.train.data import build_train_data
@@ -49,6 +52,7 @@ class RunConfig:
     data: DataConfig = field(default_factory=DataConfig)
     model: JointConfig = field(default_factory=JointConfig)
     tower: TowerConfig = field(default_factory=TowerConfig)
+    text_tower: TextTowerConfig = field(default_factory=TextTowerConfig)
     loss: ContrastiveConfig = field(default_factory=ContrastiveConfig)
     weighting: str = "fixed"
     weights: dict[str, float] = field(default_factory=dict)
@@ -88,13 +92,47 @@ def tower_features(tower: TowerConfig, catalog: Catalog, emb: EmbeddingSet) -> n
     acts = extract_activations(
         catalog, extractor, activation_cache(cache_dir() / "features", extractor, tower.dtype)
     )
-    pos = {pid: i for i, pid in enumerate(acts.ids)}
-    return np.asarray(acts.values[np.array([pos[i] for i in emb.ids])])
+    return _aligned(acts.ids, acts.values, emb)
+
+
+def _aligned(ids: list[str], values: np.ndarray, emb: EmbeddingSet) -> np.ndarray:
+    """``values`` (rows = ``ids``) in ``emb.ids`` order; no copy when the orders agree (1 GB+ arrays)."""
+    if ids == emb.ids:
+        return values
+    pos = {pid: i for i, pid in enumerate(ids)}
+    return np.asarray(values[np.array([pos[i] for i in emb.ids])])
+
+
+def text_tower_features(
+    tower: TextTowerConfig, catalog: Catalog, emb: EmbeddingSet, progress: bool = True
+) -> np.ndarray | None:
+    """Cached text tower inputs aligned with ``emb.ids`` (None for the "pooled" tower: the frozen text
+    vectors suffice): MiniLM hidden states after layer ``6 - train_layers`` of every product's text,
+    extracted once per (product, text) into the feature cache (incremental), as float16 ``[N, T*385]``.
+    """
+    if tower.kind == "pooled":
+        return None
+    from samestyle.features.activations import activation_cache, extract_text_hidden
+    from samestyle.models.text_towers import MiniLMHiddenStates
+    from samestyle.paths import cache_dir
+
+    lower = MiniLMHiddenStates(tower)
+    cache = activation_cache(cache_dir() / "features", lower, tower.dtype)
+    hidden = extract_text_hidden(catalog, lower, cache, progress=progress)
+    return _aligned(hidden.ids, hidden.values, emb)
 
 
 def build_model(cfg: RunConfig) -> JointModel:
     tower = None if cfg.tower.kind == "pooled" else build_tower(cfg.tower)
-    return JointModel(cfg.model, image_tower=tower)
+    text_tower = None
+    if cfg.text_tower.kind != "pooled":
+        if cfg.model.text_dim != MINILM_DIM:
+            raise ConfigError(
+                f"model.text_dim is {cfg.model.text_dim}, but the text tower outputs {MINILM_DIM}-d MiniLM "
+                f'vectors: set model.text_dim = {MINILM_DIM} (or text_tower.kind = "pooled")'
+            )
+        text_tower = build_text_tower(cfg.text_tower)
+    return JointModel(cfg.model, image_tower=tower, text_tower=text_tower)
 
 
 def build_weighting(cfg: RunConfig, names: tuple[str, ...]) -> Weighting:
@@ -117,6 +155,7 @@ def train_run(
     run = Path(run_dir)
     run.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(cfg.train.seed)
+    torch.set_num_threads(cfg.train.threads)  # also for the text tower's hidden-state extraction
     catalog = read_catalog(cfg.data.catalog)
     emb = EmbeddingSet.load(cfg.data.embeddings)
     split = load_split(cfg.data.split, catalog)
@@ -128,10 +167,14 @@ def train_run(
                 "'train' and 'val' id lists)"
             )
     pairs = read_pairs(cfg.data.pairs)
+    model = build_model(cfg)  # before the extraction: a bad [text_tower] / [model] fails fast
     feats = tower_features(cfg.tower, catalog, emb)
-    train = build_train_data(catalog, emb, split["train"], pairs, image_features=feats)
-    val = build_train_data(catalog, emb, split["val"], image_features=feats)
-    del feats
+    text_feats = text_tower_features(cfg.text_tower, catalog, emb, progress=progress)
+    train = build_train_data(
+        catalog, emb, split["train"], pairs, image_features=feats, text_features=text_feats
+    )
+    val = build_train_data(catalog, emb, split["val"], image_features=feats, text_features=text_feats)
+    del feats, text_feats
     for part, data, need in (("train", train, 1), ("val", val, 2)):
         if int(data.image_present.sum()) < need:  # e.g. a catalogue whose images are all missing or broken
             raise ConfigError(
@@ -141,7 +184,6 @@ def train_run(
     write_text(run / "config.toml", dump_toml(cfg))
     write_json(run / "split.json", split)  # the exact id lists: reusable as data.split = "<run>/split.json"
 
-    model = build_model(cfg)
     unit = ContrastiveUnit(cfg.loss)
     trainer = Trainer(
         model,
@@ -190,11 +232,17 @@ def load_run(run_dir: str | Path) -> tuple[JointModel, RunConfig]:
 
 
 def apply_run(run_dir: str | Path, catalog: Catalog, emb: EmbeddingSet) -> EmbeddingSet:
-    """Add a trained run's joint spaces to ``emb`` (its tower inputs are extracted/cached as needed)."""
+    """Add a trained run's joint spaces to ``emb`` (its towers' inputs are extracted/cached as needed)."""
     from samestyle.pipeline.joint import add_joint_spaces
 
     model, cfg = load_run(run_dir)
-    return add_joint_spaces(emb, model, run_dir, tower_features(cfg.tower, catalog, emb))
+    return add_joint_spaces(
+        emb,
+        model,
+        run_dir,
+        tower_features(cfg.tower, catalog, emb),
+        text_features=text_tower_features(cfg.text_tower, catalog, emb),
+    )
 
 
 def run_summary(run_dir: str | Path) -> dict[str, Any]:
