@@ -2,11 +2,13 @@
 
 - ``FrozenMethod``: the backbones' own spaces (image->image, text->text; no cross-modal queries).
 - ``CCAMethod``: a linear joint map fitted on training products (:class:`samestyle.models.cca.CCAMap`).
-- ``JointMethod``: a trained joint model run (``samestyle train``).
+- ``JointMethod``: a trained joint model run (``samestyle train``). A run with a text tower encodes query
+  strings itself (``query_inputs``: MiniLM hidden states, as its catalogue texts), and the suite uses it.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -70,19 +72,27 @@ class JointMethod:
     run_dir: Path
     catalog: Catalog
     name: str = "unified model"
+    query_inputs: Callable[[Sequence[str]], np.ndarray] | None = field(init=False, default=None)
+    """Query strings -> what ``queries`` reads, when the run has a text tower; None: frozen features."""
 
     def __post_init__(self) -> None:
         from samestyle.train.run import load_run
 
         self._model, self.config = load_run(self.run_dir)
+        if self.config.text_tower.kind != "pooled":
+            from samestyle.models.text_towers import MiniLMHiddenStates
+
+            self.query_inputs = MiniLMHiddenStates(self.config.text_tower).encode_many
 
     def items(self) -> dict[str, np.ndarray]:
         from samestyle.pipeline.joint import project
-        from samestyle.train.run import tower_features
+        from samestyle.train.run import text_tower_features, tower_features
 
         feats = tower_features(self.config.tower, self.catalog, self.emb)
         image = feats if feats is not None else self.emb.vectors["image"]
-        return project(self._model, image, self.emb.vectors["text"], self.emb.present["image"])
+        texts = text_tower_features(self.config.text_tower, self.catalog, self.emb)
+        text = texts if texts is not None else self.emb.vectors["text"]
+        return project(self._model, image, text, self.emb.present["image"])
 
     def queries(self, text_features: np.ndarray) -> np.ndarray | None:
         from samestyle.pipeline.joint import project

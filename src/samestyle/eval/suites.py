@@ -9,6 +9,7 @@ full-gallery KAGL rows.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -165,6 +166,9 @@ def evaluate(
     method: Method, ctx: MyntraContext, protocols: Sequence[str] = PROTOCOLS
 ) -> dict[str, dict[str, float]]:
     """Run the chosen protocols; returns ``{row name: metrics}``."""
+    inputs = getattr(method, "query_inputs", None)
+    if inputs is not None:  # the method encodes query strings itself (a run with a text tower)
+        ctx = dataclasses.replace(ctx, text_features=inputs, _cache={})
     items = method.items()
     results: dict[str, dict[str, float]] = {}
     for name in protocols:

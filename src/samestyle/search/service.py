@@ -47,6 +47,7 @@ class SearchService:
     _model: Any = None
     _run_cfg: Any = None
     _extractor: Any = None
+    _text_lower: Any = None
     _dedupe_cache: dict[Any, DedupeResult] = field(default_factory=dict)
 
     @classmethod
@@ -104,17 +105,34 @@ class SearchService:
             raise ConfigError(f"cannot read the query image {image}")
         return values
 
+    def joint_text_input(self, texts: Sequence[str]) -> np.ndarray:
+        """What the run's text tower reads for new texts: frozen text vectors, or (a run with a text tower)
+        MiniLM hidden states cut where the catalogue's were cached, float16 as stored, so a catalogue title
+        typed as a query gets its catalogue vector."""
+        self.load_model()
+        tower = self._run_cfg.text_tower
+        if tower.kind == "pooled":
+            return self._text().encode_texts(list(texts))
+        if self._text_lower is None:
+            from samestyle.models.text_towers import MiniLMHiddenStates
+
+            self._text_lower = MiniLMHiddenStates(tower)
+        values: np.ndarray = self._text_lower.encode_many(list(texts))
+        return values
+
     def _default_space(self, modality: str) -> str:
         return "joint-image" if self.joint else modality
 
     def encode_text_query(self, text: str, space: str | None = None) -> tuple[np.ndarray, str]:
         """The query vector for ``space`` (default: joint-image with a model, else "text") and that space.
 
-        A joint space gets the model's projection of the frozen text vector; a frozen space the vector itself.
+        A joint space gets the model's projection of the text (through its text tower, if it has one); a
+        frozen space the frozen text vector itself.
         """
         space = space or self._default_space("text")
-        vec = self._text().encode_texts([text])
-        return (self._project(None, vec, "text") if space.startswith("joint-") else vec), space
+        if space.startswith("joint-"):
+            return self._project(None, self.joint_text_input([text]), "text"), space
+        return self._text().encode_texts([text]), space
 
     def encode_image_query(
         self, image: str | Path | Image.Image, space: str | None = None
@@ -147,7 +165,7 @@ class SearchService:
         """A new product (its image and title) fused by the model, searched in ``space`` (a joint space)."""
         if not self.joint:
             raise ConfigError("image+text queries need an index built with a trained model (embed --model)")
-        txt = self._text().encode_texts([text])
+        txt = self.joint_text_input([text])
         vec = self._project(self.joint_image_input(image), txt, "fused")
         return self._search(space, vec, k, filter, {"fused": vec[0]})
 
@@ -244,7 +262,7 @@ class SearchService:
         vec = compose_vectors(
             method,
             lambda i, t: project(self._model, i, t),
-            lambda texts: self._text().encode_texts(texts),
+            self.joint_text_input,
             frozen,
             [modifier],
             titles,

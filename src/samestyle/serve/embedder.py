@@ -2,7 +2,8 @@
 
 A thin adapter over :class:`~samestyle.search.service.SearchService`: the frozen spaces use the same
 encoders as ``samestyle embed``; the joint spaces use the service's model exactly as ``embed --model``
-does (the frozen vectors, L2-normalised, through ``pipeline.joint.project``). The fused vector of a
+does (what its towers read: the frozen vectors, or cached-kind activations / hidden states, through
+``pipeline.joint.project``). The fused vector of a
 product without an image is its joint text vector, as in the catalogue embedding.
 """
 
@@ -36,11 +37,9 @@ def product_vectors(
         )
     out: dict[str, np.ndarray] = {}
     text_vec: np.ndarray | None = None
-    if "text" in spaces or any(s.startswith("joint-") for s in spaces):
-        text_vec, _ = service.encode_text_query(product.text, space="text")
-        text_vec = l2_normalize(text_vec)
-        if "text" in spaces:
-            out["text"] = text_vec
+    if "text" in spaces:
+        text_vec = l2_normalize(service.encode_text_query(product.text, space="text")[0])
+        out["text"] = text_vec
     if image is not None and "image" in spaces:
         out["image"], _ = service.encode_image_query(image, space="image")
     if any(s.startswith("joint-") for s in spaces):
@@ -48,7 +47,9 @@ def product_vectors(
 
         model = service.load_model()
         img_in = service.joint_image_input(image) if image is not None else None
-        joint = project(model, img_in, text_vec)
+        reuse = text_vec is not None and not model.has_text_tower  # the frozen vector is the tower input
+        txt_in = text_vec if reuse else service.joint_text_input([product.text])
+        joint = project(model, img_in, txt_in)
         if "joint-text" in spaces:
             out["joint-text"] = joint["text"]
         if "joint-image" in spaces and img_in is not None:
