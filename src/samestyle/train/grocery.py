@@ -2,7 +2,7 @@
 
 Issue B's "grocery groups as extra supervision". The model, losses and training step are those of
 ``samestyle train`` (:class:`~samestyle.models.joint.JointModel`, :class:`~samestyle.losses.ContrastiveUnit`,
-:meth:`samestyle.train.loop.Trainer._step`); only the data and the model-selection metric differ.
+:meth:`samestyle.train.loop.Trainer.train_epoch`); only the data and the model-selection metric differ.
 
 - **Rows**: the 81 catalogue products (iconic image, description text) and the train shelf photos. A photo
   has no text of its own. ``photo_text = "name"`` gives it its class name, the same label-derived text
@@ -49,7 +49,7 @@ from samestyle.eval.grocery_joint import model_table
 from samestyle.fsio import write_json, write_text
 from samestyle.losses.unit import ContrastiveConfig, ContrastiveUnit, parse_pair
 from samestyle.models.joint import JointConfig, JointModel
-from samestyle.train.data import TrainData, pair_batches
+from samestyle.train.data import TrainData
 from samestyle.train.grocery_data import (
     carve_split,
     concat_train_data,
@@ -153,16 +153,11 @@ def _initial_model(
     return model, init_cfg.model, init_cfg
 
 
-def _epoch(trainer: Trainer, data: TrainData, batch_size: int) -> dict[str, float]:
-    """One epoch of ``samestyle train``'s step over ``data``; returns the mean of each logged value."""
-    trainer.model.train()
-    batches = pair_batches(data, batch_size, trainer.gen, None)
-    sums: dict[str, float] = {}
-    for rows in batches:
-        for k, v in trainer._step(data, rows, len(batches)).items():
-            sums[k] = sums.get(k, 0.0) + v
-    trainer.state.epoch += 1
-    return {k: v / max(1, len(batches)) for k, v in sums.items()}
+def _epoch(trainer: Trainer, data: TrainData) -> dict[str, float]:
+    """One epoch of ``samestyle train``'s steps over ``data``; returns the mean of each logged value."""
+    logged = trainer.train_epoch(data)
+    trainer.state.epoch += 1  # the learning-rate schedule reads it
+    return logged
 
 
 def train_grocery(
@@ -223,7 +218,7 @@ def train_grocery(
     train = data_of(tr)
     start, best, best_epoch, bad, history = time.perf_counter(), -math.inf, 0, 0, []
     for epoch in range(1, cfg.train.epochs + 1):
-        logged = _epoch(trainer, train, cfg.train.batch_size)
+        logged = _epoch(trainer, train)
         table = selection_table(model, f, va)
         score = float(np.mean([m["mrr"] for m in table.values()]))
         history.append({
@@ -242,7 +237,7 @@ def train_grocery(
         model, trainer, _ = fresh()
         train = data_of(np.arange(len(photo_groups)))
         for _ in range(best_epoch):
-            _epoch(trainer, train, cfg.train.batch_size)
+            _epoch(trainer, train)
         save_model(model, run)
     metrics: dict[str, Any] = {
         "best_epoch": best_epoch,

@@ -158,6 +158,27 @@ class Trainer:
         logged["loss"] = float(total.detach())
         return logged
 
+    def train_epoch(
+        self, train: TrainData, hard_label: str | None = None, progress: bool = False
+    ) -> dict[str, float]:
+        """One pass of training steps over ``train``'s pairs (``cfg.batch_size`` a batch); returns the
+        mean of each logged value. Does not validate, checkpoint or advance ``state.epoch``."""
+        self.model.train()
+        batches = pair_batches(train, self.cfg.batch_size, self.gen, hard_label)
+        sums: dict[str, float] = {}
+        bar = tqdm(
+            batches,
+            desc=f"epoch {self.state.epoch + 1}/{self.cfg.epochs}",
+            disable=not progress,
+            leave=False,
+            unit="batch",
+        )
+        for rows in bar:
+            for k, v in self._step(train, rows, len(batches)).items():
+                sums[k] = sums.get(k, 0.0) + v
+            bar.set_postfix(loss=f"{sums['loss'] / (bar.n + 1):.3f}")
+        return {k: v / max(1, len(batches)) for k, v in sums.items()}
+
     def fit(self, train: TrainData, val: TrainData, progress: bool = True) -> TrainState:
         torch.set_num_threads(self.cfg.threads)
         start = time.perf_counter()
@@ -166,25 +187,12 @@ class Trainer:
         bad_epochs = self.state.epoch - self.state.best_epoch if self.state.best_epoch > 0 else 0
         stopped = self.state.epoch > 0 and bad_epochs >= self.cfg.patience
         while self.state.epoch < self.cfg.epochs and not stopped:
-            self.model.train()
-            batches = pair_batches(train, self.cfg.batch_size, self.gen, self.cfg.hard_label)
-            sums: dict[str, float] = {}
-            bar = tqdm(
-                batches,
-                desc=f"epoch {self.state.epoch + 1}/{self.cfg.epochs}",
-                disable=not progress,
-                leave=False,
-                unit="batch",
-            )
-            for rows in bar:
-                for k, v in self._step(train, rows, len(batches)).items():
-                    sums[k] = sums.get(k, 0.0) + v
-                bar.set_postfix(loss=f"{sums['loss'] / (bar.n + 1):.3f}")
+            logged = self.train_epoch(train, self.cfg.hard_label, progress)
             metrics = validate(self.model, val, self.cfg)
             record = {
                 "epoch": self.state.epoch + 1,
                 "seconds": round(time.perf_counter() - start, 1),
-                **{k: v / max(1, len(batches)) for k, v in sums.items()},
+                **logged,
                 **{f"val/{k}": v for k, v in metrics.items()},
             }
             self.state.history.append(record)
