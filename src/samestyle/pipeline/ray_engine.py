@@ -9,8 +9,8 @@ and writes the same ``emb/`` folder as :func:`samestyle.pipeline.embed.embed_cat
 
 On a local Ray the actors write each batch's vectors to an ``.npz`` part in a scratch folder and return
 only its path (``collect="disk"``): the driver then reads plain arrays instead of unpacking Arrow blocks
-from the object store on cores the actors need (full catalogue, 2 actors: 144.4 -> 140.7 s; the 2-over-1
-ratio 1.61x -> 1.69x, BENCHMARKS.md). On a cluster the object store is the default.
+from the object store on cores the actors need (full catalogue, two runs: 2 actors 3-4% faster, the
+2-over-1 ratio 1.60-1.61x -> 1.65-1.69x; BENCHMARKS.md). On a cluster the object store is the default.
 
 Ray Data's own progress bars are switched off for the run (restored after): on a 2-core machine their
 rendering in the driver competes with the actors (4,000 products, 2 actors: compute span 14.9 s with
