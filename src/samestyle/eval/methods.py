@@ -79,10 +79,12 @@ class JointMethod:
         from samestyle.train.run import load_run
 
         self._model, self.config = load_run(self.run_dir)
+        self._lower = None  # MiniLM up to the cached layer: loaded once, for queries and catalogue texts
         if self.config.text_tower.kind != "pooled":
             from samestyle.models.text_towers import MiniLMHiddenStates
 
-            self.query_inputs = MiniLMHiddenStates(self.config.text_tower).encode_many
+            self._lower = MiniLMHiddenStates(self.config.text_tower)
+            self.query_inputs = self._lower.encode_many
 
     def items(self) -> dict[str, np.ndarray]:
         from samestyle.pipeline.joint import project
@@ -90,7 +92,7 @@ class JointMethod:
 
         feats = tower_features(self.config.tower, self.catalog, self.emb)
         image = feats if feats is not None else self.emb.vectors["image"]
-        texts = text_tower_features(self.config.text_tower, self.catalog, self.emb)
+        texts = text_tower_features(self.config.text_tower, self.catalog, self.emb, lower=self._lower)
         text = texts if texts is not None else self.emb.vectors["text"]
         return project(self._model, image, text, self.emb.present["image"])
 

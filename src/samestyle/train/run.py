@@ -26,7 +26,7 @@ from samestyle.fsio import atomic_path, read_json, write_json, write_text
 from samestyle.losses.unit import ContrastiveConfig, ContrastiveUnit
 from samestyle.losses.weighting import WEIGHTINGS, FixedWeighting, Weighting
 from samestyle.models.joint import JointConfig, JointModel
-from samestyle.models.text_towers import MINILM_DIM, TextTowerConfig, build_text_tower
+from samestyle.models.text_towers import MINILM_DIM, MiniLMHiddenStates, TextTowerConfig, build_text_tower
 from samestyle.models.towers import TowerConfig, build_tower, tower_input_kind
 from samestyle.pipeline.embeddings import EmbeddingSet
 from samestyle.train.data import build_train_data
@@ -104,19 +104,23 @@ def _aligned(ids: list[str], values: np.ndarray, emb: EmbeddingSet) -> np.ndarra
 
 
 def text_tower_features(
-    tower: TextTowerConfig, catalog: Catalog, emb: EmbeddingSet, progress: bool = True
+    tower: TextTowerConfig,
+    catalog: Catalog,
+    emb: EmbeddingSet,
+    progress: bool = True,
+    lower: MiniLMHiddenStates | None = None,
 ) -> np.ndarray | None:
     """Cached text tower inputs aligned with ``emb.ids`` (None for the "pooled" tower: the frozen text
     vectors suffice): MiniLM hidden states after layer ``6 - train_layers`` of every product's text,
     extracted once per (product, text) into the feature cache (incremental), as float16 ``[N, T*385]``.
+    ``lower``: an already loaded ``MiniLMHiddenStates(tower)`` to extract with (loaded here when None).
     """
     if tower.kind == "pooled":
         return None
     from samestyle.features.activations import activation_cache, extract_text_hidden
-    from samestyle.models.text_towers import MiniLMHiddenStates
     from samestyle.paths import cache_dir
 
-    lower = MiniLMHiddenStates(tower)
+    lower = lower if lower is not None else MiniLMHiddenStates(tower)
     cache = activation_cache(cache_dir() / "features", lower, tower.dtype)
     hidden = extract_text_hidden(catalog, lower, cache, progress=progress)
     return _aligned(hidden.ids, hidden.values, emb)
