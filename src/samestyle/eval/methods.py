@@ -76,9 +76,11 @@ class JointMethod:
     """Query strings -> what ``queries`` reads, when the run has a text tower; None: frozen features."""
 
     def __post_init__(self) -> None:
+        from samestyle.losses.category import load_heads
         from samestyle.train.run import load_run
 
         self._model, self.config = load_run(self.run_dir)
+        self.category_heads = load_heads(Path(self.run_dir))  # None unless trained with [category]
         self._lower = None  # MiniLM up to the cached layer: loaded once, for queries and catalogue texts
         if self.config.text_tower.kind != "pooled":
             from samestyle.models.text_towers import MiniLMHiddenStates

@@ -151,6 +151,15 @@ def _category(
         lab = ctx.labels[level]
         pred = fit_predict_linear(feats[train], lab[train], feats[test])
         out[f"{name} linear probe"] = category_scores(lab[test], pred)
+        heads = getattr(method, "category_heads", None)  # a run trained with [category]
+        if heads is not None and level in heads.classes and "fused" in items:
+            out[f"{name} head (trained with the model)"] = category_scores(
+                lab[test], heads.predict(items["fused"][test], level)
+            )
+            photo = test[ctx.has_image[test]]
+            out[f"{name} head, image only"] = category_scores(
+                lab[photo], heads.predict(items["image"][photo], level)
+            )
         names = sorted(set(lab[train]))
         qv = method.queries(ctx.encode(names))
         if qv is not None and "fused" in items:

@@ -19,8 +19,10 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from samestyle.errors import ConfigError
 from samestyle.eval.protocols import sample100
 from samestyle.fsio import atomic_path
+from samestyle.losses.category import CategoryHeads
 from samestyle.losses.unit import ContrastiveUnit, Embeddings
 from samestyle.losses.weighting import Weighting
 from samestyle.models.joint import JointModel, JointOutput
@@ -85,14 +87,17 @@ class Trainer:
         cfg: TrainConfig,
         run_dir: Path,
         on_best: Callable[[JointModel, dict[str, float]], None],
+        category: CategoryHeads | None = None,
     ) -> None:
         self.model, self.unit, self.weighting, self.cfg = model, unit, weighting, cfg
         self.run_dir, self.on_best = run_dir, on_best
+        self.category = category  # supervised category terms (``[category]``), trained with the model
+        self._targets: dict[tuple[int, str], torch.Tensor] = {}
         tower_params = {id(p) for p in model.image_tower.parameters()}
         text_params = {id(p) for p in model.text_tower.parameters()}
         params = [
             p
-            for m in (model, unit, weighting)
+            for m in (model, unit, weighting, *([category] if category is not None else []))
             for p in m.parameters()
             if p.requires_grad and id(p) not in tower_params | text_params
         ]
@@ -145,6 +150,9 @@ class Trainer:
             data.groups[a],
             anchor_aug=aug,
         )
+        if self.category is not None:
+            outputs = {"image": anchor.image, "text": anchor.text, "fused": anchor.fused}
+            terms.update(self.category(outputs, self._category_targets(data, a), pa))
         total, weights = self.weighting(terms)
         for group in self.opt.param_groups:
             group["lr"] = self._lr(steps_per_epoch) * group.get("lr_scale", 1.0)
@@ -157,6 +165,19 @@ class Trainer:
         logged.update({f"w/{k}": float(v) for k, v in weights.items()})
         logged["loss"] = float(total.detach())
         return logged
+
+    def _category_targets(self, data: TrainData, rows: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Class indices of ``rows`` for each supervised level (the label arrays are indexed once)."""
+        assert self.category is not None
+        out = {}
+        for level in self.category.classes:
+            if level not in data.labels:
+                raise ConfigError(f"category level {level!r} is not a label level: {sorted(data.labels)}")
+            key = (id(data.labels[level]), level)
+            if key not in self._targets:
+                self._targets[key] = self.category.targets(data.labels[level], level)
+            out[level] = self._targets[key][rows]
+        return out
 
     def train_epoch(
         self, train: TrainData, hard_label: str | None = None, progress: bool = False
@@ -222,6 +243,7 @@ class Trainer:
             "model": self.model.state_dict(),
             "unit": self.unit.state_dict(),
             "weighting": self.weighting.state_dict(),
+            "category": self.category.state_dict() if self.category is not None else None,
             "opt": self.opt.state_dict(),
             "state": self.state.__dict__,
             "gen": self.gen.get_state(),
@@ -238,6 +260,8 @@ class Trainer:
         self.model.load_state_dict(ckpt["model"])
         self.unit.load_state_dict(ckpt["unit"])
         self.weighting.load_state_dict(ckpt["weighting"])
+        if self.category is not None and ckpt.get("category") is not None:
+            self.category.load_state_dict(ckpt["category"])
         self.opt.load_state_dict(ckpt["opt"])
         self.state = TrainState(**ckpt["state"])
         self.gen.set_state(ckpt["gen"])

@@ -23,13 +23,14 @@ from samestyle.catalog.store import Catalog, read_catalog
 from samestyle.config import dump_toml, from_dict, to_dict
 from samestyle.errors import ArtifactError, ConfigError
 from samestyle.fsio import atomic_path, read_json, write_json, write_text
+from samestyle.losses.category import CategoryConfig, CategoryHeads, save_heads
 from samestyle.losses.unit import ContrastiveConfig, ContrastiveUnit
 from samestyle.losses.weighting import WEIGHTINGS, FixedWeighting, Weighting
 from samestyle.models.joint import JointConfig, JointModel
 from samestyle.models.text_towers import MINILM_DIM, MiniLMHiddenStates, TextTowerConfig, build_text_tower
 from samestyle.models.towers import TowerConfig, build_tower, tower_input_kind
 from samestyle.pipeline.embeddings import EmbeddingSet
-from samestyle.train.data import build_train_data
+from samestyle.train.data import TrainData, build_train_data
 from samestyle.train.loop import TrainConfig, Trainer
 
 log = logging.getLogger(__name__)
@@ -57,6 +58,7 @@ class RunConfig:
     weighting: str = "fixed"
     weights: dict[str, float] = field(default_factory=dict)
     train: TrainConfig = field(default_factory=TrainConfig)
+    category: CategoryConfig = field(default_factory=CategoryConfig)
 
 
 def load_split(spec: str, catalog: Catalog) -> dict[str, list[str]]:
@@ -189,13 +191,15 @@ def train_run(
     write_json(run / "split.json", split)  # the exact id lists: reusable as data.split = "<run>/split.json"
 
     unit = ContrastiveUnit(cfg.loss)
+    heads = category_heads(cfg, train)
     trainer = Trainer(
         model,
         unit,
-        build_weighting(cfg, unit.term_names),
+        build_weighting(cfg, unit.term_names + (heads.term_names if heads is not None else ())),
         cfg.train,
         run,
-        on_best=lambda m, metrics: save_model(m, run),
+        on_best=lambda m, metrics: save_model(m, run, heads),
+        category=heads,
     )
     if resume and trainer.load_checkpoint():
         log.info("resumed %s at epoch %d", run, trainer.state.epoch)
@@ -215,9 +219,26 @@ def train_run(
     return metrics
 
 
-def save_model(model: JointModel, run: Path) -> None:
+def category_heads(cfg: RunConfig, train: TrainData) -> CategoryHeads | None:
+    """The ``[category]`` heads, their classes = the train split's distinct non-empty labels (None: off)."""
+    if not cfg.category.levels:
+        return None
+    unknown = [lv for lv in cfg.category.levels if lv not in train.labels]
+    if unknown:
+        raise ConfigError(
+            f"category.levels {unknown} are not label levels of {cfg.data.catalog} "
+            f"(it has {sorted(train.labels)}); e.g. levels = [\"category2\", \"category3\"]"
+        )
+    classes = {lv: sorted(set(train.labels[lv].tolist()) - {""}) for lv in cfg.category.levels}
+    return CategoryHeads(cfg.model.dim, classes, cfg.category)
+
+
+def save_model(model: JointModel, run: Path, heads: CategoryHeads | None = None) -> None:
+    """The best epoch's weights (and category heads, trained with them): each file replaced whole."""
     with atomic_path(run / "model.safetensors") as tmp:
         save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(tmp))
+    if heads is not None:
+        save_heads(heads, run)
 
 
 def load_run(run_dir: str | Path) -> tuple[JointModel, RunConfig]:
