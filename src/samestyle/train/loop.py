@@ -92,7 +92,7 @@ class Trainer:
         self.model, self.unit, self.weighting, self.cfg = model, unit, weighting, cfg
         self.run_dir, self.on_best = run_dir, on_best
         self.category = category  # supervised category terms (``[category]``), trained with the model
-        self._targets: dict[tuple[int, str], torch.Tensor] = {}
+        self._targets: dict[tuple[int, str], tuple[np.ndarray, torch.Tensor]] = {}
         tower_params = {id(p) for p in model.image_tower.parameters()}
         text_params = {id(p) for p in model.text_tower.parameters()}
         params = [
@@ -173,10 +173,11 @@ class Trainer:
         for level in self.category.classes:
             if level not in data.labels:
                 raise ConfigError(f"category level {level!r} is not a label level: {sorted(data.labels)}")
-            key = (id(data.labels[level]), level)
-            if key not in self._targets:
-                self._targets[key] = self.category.targets(data.labels[level], level)
-            out[level] = self._targets[key][rows]
+            labels = data.labels[level]
+            key = (id(labels), level)
+            if key not in self._targets or self._targets[key][0] is not labels:  # ids outlive arrays
+                self._targets[key] = (labels, self.category.targets(labels, level))
+            out[level] = self._targets[key][1][rows]
         return out
 
     def train_epoch(
