@@ -227,7 +227,7 @@ def category_heads(cfg: RunConfig, train: TrainData) -> CategoryHeads | None:
     if unknown:
         raise ConfigError(
             f"category.levels {unknown} are not label levels of {cfg.data.catalog} "
-            f"(it has {sorted(train.labels)}); e.g. levels = [\"category2\", \"category3\"]"
+            f'(it has {sorted(train.labels)}); e.g. levels = ["category2", "category3"]'
         )
     classes = {lv: sorted(set(train.labels[lv].tolist()) - {""}) for lv in cfg.category.levels}
     return CategoryHeads(cfg.model.dim, classes, cfg.category)
