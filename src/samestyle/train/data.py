@@ -55,6 +55,7 @@ class TrainData:
     pairs: torch.Tensor  # [P, 2] int64 rows (anchor, positive); (i, i) = a product's own image<->text
     weights: torch.Tensor  # [P] float32 sampling weights
     labels: dict[str, np.ndarray]  # e.g. "subCategory" -> [N] label strings, for evaluation
+    query_views: torch.Tensor | None = None  # [N, K, Ft] float32 query-view text vectors (train.query_views)
 
     def __len__(self) -> int:
         return len(self.ids)

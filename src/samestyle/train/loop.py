@@ -28,13 +28,18 @@ from samestyle.losses.weighting import Weighting
 from samestyle.models.joint import JointModel, JointOutput
 from samestyle.pipeline.joint import project
 from samestyle.train.data import TrainData, pair_batches
+from samestyle.train.query_views import check_query_views
 
 log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """Optimisation. ``feature_dropout`` perturbs the anchor side's input features (an augmented view)."""
+    """Optimisation. ``feature_dropout`` perturbs the anchor side's input features (an augmented view).
+
+    ``query_view_prob`` > 0 replaces each anchor row's text, with that probability, by one of its
+    ``query_views`` query views (1..``query_view_words`` words of its own title; ``train/query_views.py``).
+    """
 
     seed: int = 0
     epochs: int = 40
@@ -50,6 +55,9 @@ class TrainConfig:
     val_queries: int = 1000
     val_label: str = "category2"
     grad_clip: float = 5.0
+    query_view_prob: float = 0.0  # 0 = off (the default recipe)
+    query_views: int = 3  # views per training product
+    query_view_words: int = 3  # words per view at most
 
 
 @dataclass
@@ -92,6 +100,7 @@ class Trainer:
         self.model, self.unit, self.weighting, self.cfg = model, unit, weighting, cfg
         self.run_dir, self.on_best = run_dir, on_best
         self.category = category  # supervised category terms (``[category]``), trained with the model
+        check_query_views(cfg, "finetune" if model.has_text_tower else "pooled")
         self._targets: dict[tuple[int, str], tuple[np.ndarray, torch.Tensor]] = {}
         tower_params = {id(p) for p in model.image_tower.parameters()}
         text_params = {id(p) for p in model.text_tower.parameters()}
@@ -134,7 +143,22 @@ class Trainer:
         image = self._augment(data.image[a])
         if self.model.has_text_tower:
             return self.model(image, data.text[a], pa, text_dropout=self.cfg.feature_dropout)
-        return self.model(image, self._augment(data.text[a]), pa)
+        return self.model(image, self._augment(self._anchor_text(data, a)), pa)
+
+    def _anchor_text(self, data: TrainData, a: torch.Tensor) -> torch.Tensor:
+        """The anchor rows' text vectors, each replaced with probability ``query_view_prob`` by one of its
+        query views (drawn from ``self.gen``, which checkpoints save; nothing is drawn at probability 0)."""
+        p = self.cfg.query_view_prob
+        if p <= 0:
+            return data.text[a]
+        if data.query_views is None:
+            raise ConfigError(
+                f"train.query_view_prob is {p} but the training data has no query views "
+                "(train_run builds them; set train.query_view_prob = 0 here)"
+            )
+        swap = torch.rand(len(a), generator=self.gen) < p
+        pick = torch.randint(data.query_views.shape[1], (len(a),), generator=self.gen)
+        return torch.where(swap[:, None], data.query_views[a, pick], data.text[a])
 
     def _step(self, data: TrainData, rows: torch.Tensor, steps_per_epoch: int) -> dict[str, float]:
         a, p = data.pairs[rows, 0], data.pairs[rows, 1]

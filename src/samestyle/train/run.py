@@ -32,6 +32,7 @@ from samestyle.models.towers import TowerConfig, build_tower, tower_input_kind
 from samestyle.pipeline.embeddings import EmbeddingSet
 from samestyle.train.data import TrainData, build_train_data
 from samestyle.train.loop import TrainConfig, Trainer
+from samestyle.train.query_views import check_query_views, query_view_features
 
 log = logging.getLogger(__name__)
 
@@ -158,6 +159,7 @@ def train_run(
     cfg: RunConfig, run_dir: str | Path, resume: bool = False, progress: bool = True
 ) -> dict[str, Any]:
     """Train the joint model; returns the metrics written to ``metrics.json``."""
+    check_query_views(cfg.train, cfg.text_tower.kind)  # before any loading: a bad option fails fast
     run = Path(run_dir)
     run.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(cfg.train.seed)
@@ -181,6 +183,9 @@ def train_run(
     )
     val = build_train_data(catalog, emb, split["val"], image_features=feats, text_features=text_feats)
     del feats, text_feats
+    if cfg.train.query_view_prob > 0:  # train products only: validation never sees views
+        views = query_view_features(cfg.train, catalog, emb, train.ids)
+        train.query_views = torch.from_numpy(views)
     for part, data, need in (("train", train, 1), ("val", val, 2)):
         if int(data.image_present.sum()) < need:  # e.g. a catalogue whose images are all missing or broken
             raise ConfigError(
