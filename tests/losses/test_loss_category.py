@@ -8,9 +8,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from safetensors.torch import save_file
 
 from samestyle.errors import ConfigError
-from samestyle.losses.category import CategoryConfig, CategoryHeads, load_heads, save_heads
+from samestyle.losses.category import CategoryConfig, CategoryHeads, head_tensors, load_heads, write_classes
 
 
 def _reference(heads: CategoryHeads, outputs: dict, y: list[int], present: list[bool], level: str) -> float:
@@ -84,7 +85,9 @@ def test_heads_learn_separable_classes_and_round_trip(tmp_path: Path) -> None:
     assert float(loss) < 0.5 * first
     pred = heads.predict(x.numpy(), "category3")
     assert (pred == names[y.numpy()]).mean() > 0.95
-    save_heads(heads, tmp_path)
+    write_classes(heads, tmp_path)
+    assert load_heads(tmp_path) is None  # classes written at the start, no model saved yet
+    save_file({"image_proj.w": torch.zeros(2)} | head_tensors(heads), str(tmp_path / "model.safetensors"))
     loaded = load_heads(tmp_path)
     assert loaded is not None and loaded.classes == heads.classes and not loaded.training
     assert (loaded.predict(x.numpy(), "category3") == pred).all()

@@ -124,33 +124,41 @@ class CategoryHeads(nn.Module):
         return names[np.concatenate(out)] if out else names[:0]
 
 
-HEADS_FILE, CLASSES_FILE = "category.safetensors", "category.json"
+CLASSES_FILE = "category.json"
+PREFIX = "category."
+"""The heads' tensors live in the run's ``model.safetensors`` under this prefix, so the best epoch's model
+and heads are one file, replaced whole (a crash cannot pair a new model with old heads)."""
 
 
-def save_heads(heads: CategoryHeads, run_dir: Path) -> None:
-    """Write the prototypes and class names next to the run's model (atomically, each file whole)."""
-    from safetensors.torch import save_file
-
-    from samestyle.fsio import atomic_path, write_json
+def write_classes(heads: CategoryHeads, run_dir: Path) -> None:
+    """``category.json``: the class names per level and the logit scale (fixed for the whole run)."""
+    from samestyle.fsio import write_json
 
     write_json(run_dir / CLASSES_FILE, {"classes": heads.classes, "scale": heads.cfg.scale})
-    with atomic_path(run_dir / HEADS_FILE) as tmp:
-        save_file({k: v.detach().contiguous() for k, v in heads.state_dict().items()}, str(tmp))
+
+
+def head_tensors(heads: CategoryHeads | None) -> dict[str, Tensor]:
+    """The tensors to save beside the model's (``category.prototypes.<level>``); none without heads."""
+    if heads is None:
+        return {}
+    return {PREFIX + k: v.detach().contiguous() for k, v in heads.state_dict().items()}
 
 
 def load_heads(run_dir: Path) -> CategoryHeads | None:
     """The run's category heads, or None for a run trained without ``[category]``."""
-    if not (run_dir / HEADS_FILE).exists():
+    model_file = run_dir / "model.safetensors"
+    if not (run_dir / CLASSES_FILE).exists() or not model_file.exists():
         return None
     from safetensors.torch import load_file
 
     from samestyle.fsio import read_json
 
     meta = read_json(run_dir / CLASSES_FILE)
-    state = load_file(str(run_dir / HEADS_FILE))
+    state = {k[len(PREFIX) :]: v for k, v in load_file(str(model_file)).items() if k.startswith(PREFIX)}
+    if not state:
+        return None
     dim = int(next(iter(state.values())).shape[1])
-    heads = CategoryHeads(
-        dim, meta["classes"], CategoryConfig(tuple(meta["classes"]), scale=float(meta["scale"]))
-    )
+    cfg = CategoryConfig(tuple(meta["classes"]), scale=float(meta["scale"]))
+    heads = CategoryHeads(dim, meta["classes"], cfg)
     heads.load_state_dict(state)
     return heads.eval()

@@ -23,7 +23,7 @@ from samestyle.catalog.store import Catalog, read_catalog
 from samestyle.config import dump_toml, from_dict, to_dict
 from samestyle.errors import ArtifactError, ConfigError
 from samestyle.fsio import atomic_path, read_json, write_json, write_text
-from samestyle.losses.category import CategoryConfig, CategoryHeads, save_heads
+from samestyle.losses.category import PREFIX, CategoryConfig, CategoryHeads, head_tensors, write_classes
 from samestyle.losses.unit import ContrastiveConfig, ContrastiveUnit
 from samestyle.losses.weighting import WEIGHTINGS, FixedWeighting, Weighting
 from samestyle.models.joint import JointConfig, JointModel
@@ -197,6 +197,8 @@ def train_run(
 
     unit = ContrastiveUnit(cfg.loss)
     heads = category_heads(cfg, train)
+    if heads is not None:
+        write_classes(heads, run)
     trainer = Trainer(
         model,
         unit,
@@ -239,11 +241,10 @@ def category_heads(cfg: RunConfig, train: TrainData) -> CategoryHeads | None:
 
 
 def save_model(model: JointModel, run: Path, heads: CategoryHeads | None = None) -> None:
-    """The best epoch's weights (and category heads, trained with them): each file replaced whole."""
+    """The best epoch's weights, with the category heads trained with them, in one file replaced whole."""
+    tensors = {k: v.contiguous() for k, v in model.state_dict().items()} | head_tensors(heads)
     with atomic_path(run / "model.safetensors") as tmp:
-        save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(tmp))
-    if heads is not None:
-        save_heads(heads, run)
+        save_file(tensors, str(tmp))
 
 
 def load_run(run_dir: str | Path) -> tuple[JointModel, RunConfig]:
@@ -256,7 +257,8 @@ def load_run(run_dir: str | Path) -> tuple[JointModel, RunConfig]:
             raise ArtifactError(f"{run}: no {name}; is this a finished 'samestyle train' run?")
     cfg = from_dict(RunConfig, tomllib.loads((run / "config.toml").read_text(encoding="utf-8")), str(run))
     model = build_model(cfg)
-    model.load_state_dict(load_file(str(run / "model.safetensors")))
+    state = load_file(str(run / "model.safetensors"))
+    model.load_state_dict({k: v for k, v in state.items() if not k.startswith(PREFIX)})  # heads: load_heads
     model.eval()
     return model, cfg
 
