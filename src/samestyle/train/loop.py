@@ -199,7 +199,7 @@ class Trainer:
                 raise ConfigError(f"category level {level!r} is not a label level: {sorted(data.labels)}")
             labels = data.labels[level]
             key = (id(labels), level)
-            if key not in self._targets or self._targets[key][0] is not labels:  # ids outlive arrays
+            if key not in self._targets:  # the entry keeps the array alive, so its id() stays its own
                 self._targets[key] = (labels, self.category.targets(labels, level))
             out[level] = self._targets[key][1][rows]
         return out
