@@ -78,7 +78,7 @@ def test_heads_learn_separable_classes_and_round_trip(tmp_path: Path) -> None:
     first = None
     for _ in range(60):
         loss = heads({"fused": x}, targets, torch.ones(60, dtype=torch.bool))["cls/category3"]
-        first = float(loss) if first is None else first
+        first = float(loss.detach()) if first is None else first
         opt.zero_grad()
         loss.backward()
         opt.step()
