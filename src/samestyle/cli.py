@@ -738,6 +738,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--control", help="the baseline variant (default: the first name in sorted order)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=_cmd_ab_report)
+
+    from samestyle.cli_recognize import add_parsers
+
+    add_parsers(sub)
     return parser
 
 

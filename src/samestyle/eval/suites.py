@@ -29,6 +29,7 @@ from samestyle.eval.protocols import (
     sample100,
     weighted_doc_vectors,
 )
+from samestyle.models.recognizer import CategoryRecognizer, RecognizerConfig
 from samestyle.pipeline.embeddings import EmbeddingSet
 
 log = logging.getLogger(__name__)
@@ -60,6 +61,7 @@ class MyntraContext:
             f"category{d + 1}": np.array([p.category[d] if len(p.category) > d else "" for p in prods])
             for d in range(3)
         }
+        self.titles = np.array([p.title for p in prods])
         self.has_image = self.emb.present["image"]
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
@@ -147,10 +149,16 @@ def _category(
     out: dict[str, dict[str, float]] = {}
     feats = items["fused"] if "fused" in items else np.concatenate([items["image"], items["text"]], axis=1)
     train, test = ctx.rows["train"], ctx.rows["test"]
-    for level, name in (("category2", "subCategory"), ("category3", "articleType")):
+    levels = {"category2": "subCategory", "category3": "articleType"}
+    recognizers = _recognizers(ctx, feats, list(levels))
+    for level, name in levels.items():
         lab = ctx.labels[level]
         pred = fit_predict_linear(feats[train], lab[train], feats[test])
         out[f"{name} linear probe"] = category_scores(lab[test], pred)
+        for row, (rec, dense) in recognizers.items():
+            out[f"{name} recognizer, {row}"] = category_scores(
+                lab[test], rec.predict(ctx.titles[test].tolist(), dense, level)
+            )
         heads = getattr(method, "category_heads", None)  # a run trained with [category]
         if heads is not None and level in heads.classes and "fused" in items:
             out[f"{name} head (trained with the model)"] = category_scores(
@@ -166,6 +174,19 @@ def _category(
             zs = np.asarray(names)[(items["fused"][test] @ qv.T).argmax(1)]
             out[f"{name} zero-shot (name as text query)"] = category_scores(lab[test], zs)
     return out
+
+
+def _recognizers(
+    ctx: MyntraContext, feats: np.ndarray, levels: Sequence[str]
+) -> dict[str, tuple[CategoryRecognizer, np.ndarray | None]]:
+    """The hybrid category recogniser fitted on the train split: on title words alone (the same for every
+    method: the reference), and on title words + this method's vectors (the fused one, or image+text)."""
+    train, test = ctx.rows["train"], ctx.rows["test"]
+    labels = {level: ctx.labels[level][train] for level in levels}
+    titles = ctx.titles[train].tolist()
+    words = CategoryRecognizer.fit(titles, None, labels, RecognizerConfig(dense_norm=0.0, inputs=""))
+    both = CategoryRecognizer.fit(titles, feats[train], labels)
+    return {"title words alone": (words, None), "title words + embedding": (both, feats[test])}
 
 
 SUITE = {"same-label": _same_label, "kagl": _kagl, "sample100": _sample100, "category": _category}

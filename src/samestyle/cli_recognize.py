@@ -1,0 +1,81 @@
+"""The ``recognizer`` and ``categorize`` commands (category recognition); registered by ``samestyle.cli``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+from samestyle.errors import ConfigError
+
+
+def _cmd_recognizer(args: argparse.Namespace) -> int:
+    from samestyle.models.recognizer import RecognizerConfig
+    from samestyle.pipeline.recognize import fit_recognizer
+
+    cfg = RecognizerConfig(C=args.C, dense_norm=0.0 if args.words_only else args.dense_norm)
+    levels = args.level or ["category2", "category3"]
+    metrics = fit_recognizer(
+        args.catalog, args.embeddings, args.out, run_dir=args.run, split=args.split, levels=levels, cfg=cfg
+    )
+    for key, value in metrics.items():
+        if isinstance(value, dict) and "acc" in value:
+            acc, f1, n = value["acc"], value["macro_f1"], value["n"]
+            print(f"{key:>20}: accuracy {acc:.4f}, macro-F1 {f1:.4f} (n={n:.0f})")
+    print(f"wrote {args.out}/recognizer.safetensors and metrics.json")
+    return 0
+
+
+def _cmd_categorize(args: argparse.Namespace) -> int:
+    from samestyle.models.recognizer import CategoryRecognizer
+    from samestyle.search.categorize import categorize
+    from samestyle.search.service import SearchService
+
+    if args.image is not None and args.text is None:
+        raise ConfigError("--image needs --text: a new product is categorised by its title and photo")
+    service = SearchService.open(args.index)
+    recognizer = CategoryRecognizer.load(args.recognizer)
+    top = categorize(
+        service, recognizer, product_id=args.product_id, text=args.text, image=args.image, k=args.k
+    )
+    if args.json:
+        out: dict[str, Any] = {lv: [{"label": c, "score": s} for c, s in best] for lv, best in top.items()}
+        print(json.dumps(out, indent=2))
+        return 0
+    for level, best in top.items():
+        print(f"{level}: " + ", ".join(f"{c} ({s:+.2f})" for c, s in best))
+    return 0
+
+
+def add_parsers(sub: Any) -> None:
+    """Add ``recognizer`` and ``categorize`` to the ``samestyle`` sub-command parser."""
+    p = sub.add_parser(
+        "recognizer", help="fit the category recogniser (title words + embedding) on the train split"
+    )
+    p.add_argument("--catalog", required=True)
+    p.add_argument("--embeddings", required=True, help="folder from 'samestyle embed'")
+    p.add_argument(
+        "--run", help="a trained run: its joint-fused vectors (default: frozen image+text features)"
+    )
+    p.add_argument("--split", default="myntra", help="myntra, hash or a split JSON file (fits on 'train')")
+    p.add_argument(
+        "--level", action="append", help="category1/2/3 (repeatable; default: category2, category3)"
+    )
+    p.add_argument("--C", type=float, default=0.5, help="SVM inverse regularisation (default 0.5)")
+    p.add_argument("--dense-norm", type=float, default=1.0, help="weight of the embedding block (default 1)")
+    p.add_argument("--words-only", action="store_true", help="title words alone, no embedding block")
+    p.add_argument("--out", required=True, help="folder for recognizer.safetensors and metrics.json")
+    p.set_defaults(func=_cmd_recognizer)
+
+    p = sub.add_parser("categorize", help="a product's categories: by id, or a new title (+ photo)")
+    p.add_argument("--index", required=True)
+    p.add_argument("--recognizer", required=True, help="folder or file from 'samestyle recognizer'")
+    p.add_argument("--product-id", help="a product of the index")
+    p.add_argument("--text", help="a new product's title")
+    p.add_argument("--image", help="the new product's photo (with --text)")
+    p.add_argument("--k", type=int, default=3, help="classes per level (default 3)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=_cmd_categorize)
+
+
+__all__ = ["add_parsers"]
