@@ -427,6 +427,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         variants=variants,
         experiment=args.experiment,
         warmup=not args.no_warmup,
+        recognizer=Path(args.recognizer) if args.recognizer else None,
     )
     if args.threads:
         import torch
@@ -726,6 +727,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-image-pixels", type=int, default=25_000_000)
     p.add_argument("--threads", type=int, default=1, help="torch intra-op threads (0: torch default)")
     p.add_argument("--no-warmup", action="store_true", help="do not load encoders before answering /readyz")
+    p.add_argument("--recognizer", help="a 'samestyle recognizer' folder: enables /api/categorize")
     p.add_argument("--keep-alive", type=int, default=30, help="seconds an idle keep-alive connection is kept")
     p.add_argument("--engine", choices=["local", "ray"], default="local", help="uvicorn here, or Ray Serve")
     p.add_argument("--replicas", type=int, default=1, help="--engine ray: app replicas (each loads it all)")

@@ -127,3 +127,27 @@ def test_errors_say_what_to_do(site: Path) -> None:
     with contextlib.redirect_stderr(err):
         code = main(["categorize", "--index", str(site / "index"), "--recognizer", str(site), "--text", "x"])
     assert code == 2 and "no category recognizer" in err.getvalue()
+
+
+def test_the_http_routes(site: Path) -> None:
+    pytest.importorskip("fastapi")
+    from fastapi.testclient import TestClient
+
+    from samestyle.serve import ServeSettings, create_app
+
+    service = SearchService.open(site / "index")
+    settings = ServeSettings(warmup=False, recognizer=site / "rec")
+    with TestClient(create_app(service, settings)) as client:
+        got = client.get("/api/categorize", params={"id": "p2", "k": 2}).json()
+        assert got["product_id"] == "p2" and [c["label"] for c in got["levels"]["category2"]][:1] == ["shirt"]
+        assert len(got["levels"]["category2"]) == 2
+        photo = (site / "img" / "p9.png").read_bytes()
+        new = client.post("/api/categorize", data={"title": "blue shoe 9"}, files={"image": ("p.png", photo)})
+        stored = categorize(service, CategoryRecognizer.load(site / "rec"), product_id="p9")
+        assert [c["label"] for c in new.json()["levels"]["category2"]] == [c for c, _ in stored["category2"]]
+        assert client.post("/api/categorize", data={"title": "red watch"}).json()["product_id"] is None
+        assert client.get("/api/categorize", params={"id": "nope"}).status_code == 404
+        assert client.get("/api/categorize", params={"id": "p2", "k": 0}).status_code == 422
+    with TestClient(create_app(service, ServeSettings(warmup=False))) as client:
+        missing = client.get("/api/categorize", params={"id": "p2"})
+        assert missing.status_code == 404 and "--recognizer" in missing.json()["error"]

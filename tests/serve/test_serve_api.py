@@ -29,6 +29,8 @@ ROUTES = {
     ("get", "/api/duplicates"),
     ("put", "/api/products"),
     ("delete", "/api/products"),
+    ("get", "/api/categorize"),
+    ("post", "/api/categorize"),
 }
 
 

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from samestyle.errors import ConfigError
+from samestyle.errors import ConfigError, NotFoundError
 from samestyle.models.recognizer import CategoryRecognizer
 
 if TYPE_CHECKING:
@@ -37,6 +37,8 @@ def categorize(
         raise ConfigError("a photo goes with a new product's title, not with a product id")
     if k < 1:
         raise ConfigError(f"k must be >= 1, not {k}")
+    if product_id is not None and product_id not in service.index:
+        raise NotFoundError(f"product '{product_id}' is not in the index")
     title = service.index.get_products([product_id])[0].title if product_id is not None else str(text)
     return recognizer.top_k(title, _vector(service, recognizer, product_id, title, image), k)
 

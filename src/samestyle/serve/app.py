@@ -25,8 +25,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from samestyle.catalog.images import ImageError
 from samestyle.errors import NotFoundError, SamestyleError
+from samestyle.models.recognizer import CategoryRecognizer
 from samestyle.search.service import SearchService
-from samestyle.serve import routes_catalog, routes_search, routes_system
+from samestyle.serve import routes_catalog, routes_categorize, routes_search, routes_system
 from samestyle.serve.deps import TooLarge
 from samestyle.serve.events import EventLog
 from samestyle.serve.products import ProductStore
@@ -176,6 +177,8 @@ def create_app(service: SearchService | Mapping[str, SearchService], settings: S
     store = ProductStore.open(Path(catalog_dir) if catalog_dir else None)
     state = AppState(settings, variants, store, EventLog(settings.events_path))
     state.categories = _categories(store)
+    if settings.recognizer is not None:
+        state.recognizer = CategoryRecognizer.load(settings.recognizer)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -205,6 +208,7 @@ def create_app(service: SearchService | Mapping[str, SearchService], settings: S
     app.include_router(routes_system.router)
     app.include_router(routes_search.router)
     app.include_router(routes_catalog.router)
+    app.include_router(routes_categorize.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
     @app.get("/", include_in_schema=False)

@@ -42,6 +42,16 @@ class HitOut(BaseModel):
     product: ProductOut
 
 
+class CategoryScoreOut(BaseModel):
+    label: str
+    score: float = Field(description="the recogniser's margin: higher is more likely; > 0 is a yes")
+
+
+class CategoriesOut(BaseModel):
+    product_id: str | None = Field(description="the catalogue product, or null for a new product")
+    levels: dict[str, list[CategoryScoreOut]] = Field(description="level -> best classes, best first")
+
+
 class SearchOut(BaseModel):
     request_id: str = Field(description="echo it in click events so they join this result list")
     variant: str = Field(description="the A/B arm that served this list")

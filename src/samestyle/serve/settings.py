@@ -59,6 +59,8 @@ class ServeSettings:
         variants: A/B arms (first = control); empty: one arm named ``default`` serves everything.
         experiment: salt of the visitor -> variant hash; change it to re-randomise visitors.
         warmup: load encoders and the model at startup (``/readyz`` answers 503 until done).
+        recognizer: a category recogniser (``samestyle recognizer``) for ``/api/categorize``; None: that
+            route answers 404.
     """
 
     catalog_dir: Path | None = None
@@ -73,6 +75,7 @@ class ServeSettings:
     experiment: str = "exp1"
     warmup: bool = True
     max_sessions: int = 10_000
+    recognizer: Path | None = None
 
     def __post_init__(self) -> None:
         if self.max_k < 1:

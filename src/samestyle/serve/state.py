@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from samestyle.errors import ConfigError, NotFoundError
+from samestyle.models.recognizer import CategoryRecognizer
 from samestyle.search.service import SearchService
 from samestyle.serve.abtest import assign_variant
 from samestyle.serve.events import EventLog, ServedList
@@ -86,6 +87,7 @@ class AppState:
     ready: threading.Event = field(default_factory=threading.Event)
     ready_error: str | None = None
     categories: list[str] = field(default_factory=list)  # category paths (two levels) for the page's filter
+    recognizer: CategoryRecognizer | None = None  # /api/categorize (settings.recognizer, loaded at start)
     _sessions: OrderedDict[str, tuple[str, str]] = field(default_factory=OrderedDict)  # id -> (arm, query)
     _sessions_lock: threading.Lock = field(default_factory=threading.Lock)
 
