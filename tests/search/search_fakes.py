@@ -31,9 +31,12 @@ class Site:
     run: Path
 
 
-def _cli(*argv: str) -> None:
-    with contextlib.redirect_stdout(io.StringIO()):
+def cli(*argv: str) -> str:
+    """Run ``samestyle ARGV`` in-process; asserts it succeeds and returns what it printed."""
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
         assert main(list(argv)) == 0, argv
+    return out.getvalue()
 
 
 def build_site(root: Path, n: int = 192) -> Site:
@@ -60,20 +63,20 @@ def build_site(root: Path, n: int = 192) -> Site:
         writer.writeheader()
         writer.writerows(rows)
     site = Site(root, root / "catalog", root / "index", root / "index-joint", root / "run")
-    _cli(
+    cli(
         "ingest", str(root / "products.csv"), "--out", str(site.catalog),
         "--image-root", str(root / "img"),
     )  # fmt: skip
     fakes = ["--image-encoder", "fake", "--text-encoder", "fake", "--cache", str(root / "cache")]
-    _cli("embed", "--catalog", str(site.catalog), "--out", str(root / "emb"), *fakes)
-    _cli("index", "--catalog", str(site.catalog), "--embeddings", str(root / "emb"), "--out", str(site.index))
+    cli("embed", "--catalog", str(site.catalog), "--out", str(root / "emb"), *fakes)
+    cli("index", "--catalog", str(site.catalog), "--embeddings", str(root / "emb"), "--out", str(site.index))
     sets = {
         "data.catalog": f'"{site.catalog}"', "data.embeddings": f'"{root / "emb"}"', "model.image_dim": "16",
         "model.text_dim": "32", "model.dim": "16", "model.hidden": "32", "train.epochs": "6",
         "train.batch_size": "32", "train.val_queries": "10", "train.threads": "1",
     }  # fmt: skip
-    _cli("train", "--out", str(site.run), *[a for k, v in sets.items() for a in ("--set", f"{k}={v}")])
-    _cli(
+    cli("train", "--out", str(site.run), *[a for k, v in sets.items() for a in ("--set", f"{k}={v}")])
+    cli(
         "embed",
         "--catalog",
         str(site.catalog),
@@ -83,7 +86,7 @@ def build_site(root: Path, n: int = 192) -> Site:
         "--model",
         str(site.run),
     )
-    _cli(
+    cli(
         "index", "--catalog", str(site.catalog), "--embeddings", str(root / "emb-joint"),
         "--out", str(site.joint_index),
     )  # fmt: skip
