@@ -98,7 +98,30 @@ def run(limit: int | None, work: Path, epochs: int) -> None:
 
     service = SearchService.open(idx_dir)
     service.text_encoder, service.image_encoder = text_enc, image_enc  # reuse the loaded models
+    _categories(service, catalog, work, run_dir)
     _queries(service, catalog, idx_dir)
+
+
+def _categories(service: SearchService, catalog: Catalog, work: Path, run_dir: Path) -> None:
+    from samestyle.models.recognizer import CategoryRecognizer
+    from samestyle.pipeline.recognize import fit_recognizer
+    from samestyle.search.categorize import categorize
+
+    rec_dir = work / "recognizer"
+    t = _stage(
+        f"category recogniser: title words + joint-fused vector, fitted on the train split -> {rec_dir}"
+    )
+    metrics = fit_recognizer(work / "catalog", work / "emb", rec_dir, run_dir=run_dir, split="hash")
+    for level, name in (("category2", "subCategory"), ("category3", "articleType")):
+        print(f"   held-out {name} accuracy {metrics[f'test/{level}']['acc']:.3f}")
+    print(f"   {time.perf_counter() - t:.1f}s")
+    query = next(p for p in catalog if p.has_image and "Shoes" in p.title)
+    top = categorize(
+        service, CategoryRecognizer.load(rec_dir), text=query.title, image=catalog.image_path(query), k=2
+    )
+    print(f"\n-- categories of a new product: its title ({query.title!r}) and photo")
+    for level, best in top.items():
+        print(f"   {level}: " + ", ".join(f"{c} ({s:+.2f})" for c, s in best))
 
 
 def _show(title: str, hits: list[Hit]) -> None:
@@ -123,12 +146,14 @@ def _queries(service: SearchService, catalog: Catalog, idx_dir: Path) -> None:
     )
     query = next(p for p in catalog if p.has_image and "Kurta" in p.title)
     _show(f"same-style products to {query.id} ({query.title}), image+text", service.similar(query.id, k=5))
+    rec = idx_dir.parent / "recognizer"
     print(f"""
 Query further (the index holds frozen and joint spaces; see --space and docs/search.md):
   .venv/bin/samestyle search --index {idx_dir} --text "black leather wallet" --k 10 --explain
   .venv/bin/samestyle search --index {idx_dir} --image path/to/photo.jpg --modifier "in red"
   .venv/bin/samestyle search --index {idx_dir} --product-id {query.id} --filter attr=baseColour:Red
   .venv/bin/samestyle dedupe --index {idx_dir} --out duplicates.csv
+  .venv/bin/samestyle categorize --index {idx_dir} --recognizer {rec} --product-id {query.id}
   .venv/bin/samestyle serve --index {idx_dir}        # the web page at http://127.0.0.1:8000/
 """)
 

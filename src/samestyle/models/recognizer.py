@@ -59,7 +59,7 @@ class RecognizerConfig:
 
     ngram_max: int = 2
     min_df: int = 1
-    dense_norm: float = 1.0
+    dense_norm: float = 0.5
     C: float = 0.5
     inputs: str = "joint-fused"
 
