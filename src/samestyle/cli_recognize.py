@@ -62,7 +62,7 @@ def add_parsers(sub: Any) -> None:
         "--level", action="append", help="category1/2/3 (repeatable; default: category2, category3)"
     )
     p.add_argument("--C", type=float, default=0.5, help="SVM inverse regularisation (default 0.5)")
-    p.add_argument("--dense-norm", type=float, default=0.5, help="weight of the embedding block (default 0.5)")
+    p.add_argument("--dense-norm", type=float, default=0.5, help="embedding block weight (default 0.5)")
     p.add_argument("--words-only", action="store_true", help="title words alone, no embedding block")
     p.add_argument("--out", required=True, help="folder for recognizer.safetensors and metrics.json")
     p.set_defaults(func=_cmd_recognizer)
