@@ -49,6 +49,7 @@ def atomic_path(target: str | os.PathLike[str], suffix: str = "") -> Iterator[Pa
     os.chmod(tmp_path, _FILE_MODE)  # mkstemp makes 0o600: artifacts would be unreadable to other users
     try:
         yield tmp_path
+        os.chmod(tmp_path, _FILE_MODE)  # again: a writer that replaced the file (safetensors) made it 0o600
         with open(tmp_path, "rb+") as fh:
             os.fsync(fh.fileno())
         os.replace(tmp_path, target)

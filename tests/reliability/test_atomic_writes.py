@@ -7,6 +7,7 @@ import os
 import stat
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from samestyle.fsio import atomic_open, write_json, write_text
@@ -27,3 +28,15 @@ def test_written_files_get_the_umask_mode(tmp_path: Path) -> None:
     os.umask(mask)
     write_text(tmp_path / "t.txt", "x")
     assert stat.S_IMODE((tmp_path / "t.txt").stat().st_mode) == 0o666 & ~mask
+
+
+def test_a_writer_that_replaces_the_temp_file_still_gets_the_umask_mode(tmp_path: Path) -> None:
+    from safetensors.numpy import save_file
+
+    from samestyle.fsio import atomic_path
+
+    mask = os.umask(0)
+    os.umask(mask)
+    with atomic_path(tmp_path / "w.safetensors") as tmp:
+        save_file({"x": np.zeros(3, np.float32)}, str(tmp))  # writes a new file over the temp one
+    assert stat.S_IMODE((tmp_path / "w.safetensors").stat().st_mode) == 0o666 & ~mask
