@@ -33,8 +33,12 @@ def _cmd_categorize(args: argparse.Namespace) -> int:
 
     if args.image is not None and args.text is None:
         raise ConfigError("--image needs --text: a new product is categorised by its title and photo")
+    if (args.out is not None) != (args.product_id is None and args.text is None):
+        raise ConfigError("give --product-id, or --text (+ --image), or --out FILE for every product")
     service = SearchService.open(args.index)
     recognizer = CategoryRecognizer.load(args.recognizer)
+    if args.out is not None:
+        return _categorize_all(service, recognizer, args.out)
     top = categorize(
         service, recognizer, product_id=args.product_id, text=args.text, image=args.image, k=args.k
     )
@@ -44,6 +48,23 @@ def _cmd_categorize(args: argparse.Namespace) -> int:
         return 0
     for level, best in top.items():
         print(f"{level}: " + ", ".join(f"{c} ({s:+.2f})" for c, s in best))
+    return 0
+
+
+def _categorize_all(service: Any, recognizer: Any, out: str) -> int:
+    from samestyle.search.categorize import categorize_index, write_table
+
+    table = categorize_index(service, recognizer)
+    write_table(table, out)
+    rows = table.to_pylist()
+    for level in recognizer.levels:
+        mine = [r for r in rows if r["level"] == level and r["label"]]
+        agree = sum(r["agrees"] for r in mine)
+        print(f"{level}: the catalogue's label agrees on {agree} of {len(mine)} labelled products")
+        for r in [r for r in mine if not r["agrees"]][:5]:
+            said = f"catalogue {r['label']!r}, recognised {r['predicted']!r} ({r['margin']:+.2f})"
+            print(f"   {r['product_id']}: {said}")
+    print(f"wrote {out}: one row per product and level, the most confident disagreements first")
     return 0
 
 
@@ -67,7 +88,9 @@ def add_parsers(sub: Any) -> None:
     p.add_argument("--out", required=True, help="folder for recognizer.safetensors and metrics.json")
     p.set_defaults(func=_cmd_recognizer)
 
-    p = sub.add_parser("categorize", help="a product's categories: by id, or a new title (+ photo)")
+    p = sub.add_parser(
+        "categorize", help="a product's categories: by id, a new title (+ photo), or all (--out)"
+    )
     p.add_argument("--index", required=True)
     p.add_argument("--recognizer", required=True, help="folder or file from 'samestyle recognizer'")
     p.add_argument("--product-id", help="a product of the index")
@@ -75,6 +98,10 @@ def add_parsers(sub: Any) -> None:
     p.add_argument("--image", help="the new product's photo (with --text)")
     p.add_argument("--k", type=int, default=3, help="classes per level (default 3)")
     p.add_argument("--json", action="store_true")
+    p.add_argument(
+        "--out",
+        help="every product of the index instead: .parquet or .csv, disagreements with the catalogue first",
+    )
     p.set_defaults(func=_cmd_categorize)
 
 

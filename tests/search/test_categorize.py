@@ -123,3 +123,30 @@ def test_the_http_routes(recs: Path) -> None:
     with TestClient(create_app(service, ServeSettings(warmup=False))) as client:
         missing = client.get("/api/categorize", params={"id": "p2"})
         assert missing.status_code == 404 and "--recognizer" in missing.json()["error"]
+
+
+def test_every_product_beside_its_catalogue_label(recs: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from samestyle.search.categorize import categorize_index
+
+    service = SearchService.open(recs / "index")
+    rec = CategoryRecognizer.load(recs / "rec")
+    rows = categorize_index(service, rec, batch=50).to_pylist()  # several batches
+    assert len(rows) == len(service.index) and {r["level"] for r in rows} == {"category2"}
+    assert all(r["agrees"] == (r["label"] == r["predicted"]) for r in rows)
+    agrees = [r["agrees"] for r in rows]
+    assert agrees == sorted(agrees)  # disagreements first
+    wrong = [r["margin"] for r in rows if not r["agrees"]]
+    assert wrong == sorted(wrong, reverse=True)
+    for r in rows[:: len(rows) // 7]:
+        one = categorize(service, rec, product_id=r["product_id"], k=1)["category2"][0]
+        assert one == (r["predicted"], pytest.approx(r["margin"], abs=1e-5))
+        assert r["label"] == service.index.get_products([r["product_id"]])[0].category[1]
+    out = cli("categorize", "--index", str(recs / "index"), "--recognizer", str(recs / "rec-words"),
+              "--out", str(recs / "all.csv"))  # fmt: skip
+    assert "category2: the catalogue's label agrees on" in out
+    assert (recs / "all.csv").read_text().splitlines()[
+        0
+    ] == '"product_id","level","label","predicted","margin","agrees"'
+    argv = ["categorize", "--index", str(recs / "index"), "--recognizer", str(recs / "rec")]
+    assert main([*argv, "--product-id", "p1", "--out", str(recs / "x.csv")]) == 2
+    assert "--out FILE for every product" in capsys.readouterr().err

@@ -1,13 +1,16 @@
-"""Category recognition for one product through a search service: a catalogue product by id (its stored
-joint-fused vector and title) or a new product by title and, optionally, photo (projected by the index's
-model as the product would be at indexing time)."""
+"""Category recognition through a search service: one catalogue product by id (its stored joint-fused vector
+and title), a new product by title and, optionally, photo (projected by the index's model as the product
+would be at indexing time), or every product of the index at once, beside its catalogue category, so that
+the confident disagreements (likely mislabelled listings) come first."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from samestyle.errors import ConfigError, NotFoundError
 from samestyle.models.recognizer import CategoryRecognizer
@@ -43,6 +46,15 @@ def categorize(
     return recognizer.top_k(title, _vector(service, recognizer, product_id, title, image), k)
 
 
+def _check_inputs(service: SearchService, recognizer: CategoryRecognizer) -> None:
+    inputs = recognizer.cfg.inputs
+    if inputs and (inputs != "joint-fused" or not service.joint):
+        raise ConfigError(
+            f"this recognizer reads {inputs!r} vectors; search and serve apply recognizers fitted with --run "
+            "(joint-fused) on an index built with that run's model, or fitted on title words alone"
+        )
+
+
 def _vector(
     service: SearchService,
     recognizer: CategoryRecognizer,
@@ -50,14 +62,9 @@ def _vector(
     title: str,
     image: ImageInput | None,
 ) -> np.ndarray | None:
-    inputs = recognizer.cfg.inputs
-    if inputs == "":
+    _check_inputs(service, recognizer)
+    if not recognizer.cfg.inputs:
         return None
-    if inputs != "joint-fused" or not service.joint:
-        raise ConfigError(
-            f"this recognizer reads {inputs!r} vectors; search and serve apply recognizers fitted with --run "
-            "(joint-fused) on an index built with that run's model, or fitted on title words alone"
-        )
     if product_id is not None:
         vec: np.ndarray = service.index.get_vectors("joint-fused", [product_id])[0]
         return vec
@@ -71,4 +78,58 @@ def _vector(
     return fused
 
 
-__all__ = ["categorize"]
+def categorize_index(service: SearchService, recognizer: CategoryRecognizer, batch: int = 4096) -> pa.Table:
+    """Every product of the index: one row per product and level with ``product_id``, ``level``,
+    ``label`` (the catalogue's, "" when it has none), ``predicted``, ``margin`` (the predicted class's) and
+    ``agrees``. Disagreements first, most confident first; then the rest by product id."""
+    _check_inputs(service, recognizer)
+    ids = sorted(service.index.metadata.ids)
+    cols: dict[str, list[Any]] = {k: [] for k in ("product_id", "level", "label", "predicted", "margin")}
+    for start in range(0, len(ids), batch):
+        chunk = ids[start : start + batch]
+        products = service.index.get_products(chunk)
+        titles = [p.title for p in products]
+        dense = service.index.get_vectors("joint-fused", chunk) if recognizer.cfg.inputs else None
+        for level, weights in recognizer.levels.items():
+            scores = recognizer.scores(titles, dense, level)  # [B, C]
+            best = scores.argmax(1)
+            d = _depth(level)
+            cols["product_id"] += chunk
+            cols["level"] += [level] * len(chunk)
+            cols["label"] += [
+                p.category[d] if d is not None and len(p.category) > d else "" for p in products
+            ]
+            cols["predicted"] += [weights.classes[i] for i in best]
+            cols["margin"] += scores[np.arange(len(chunk)), best].tolist()
+    table = pa.table({**cols, "margin": pa.array(cols["margin"], pa.float32())})
+    agrees = pc.equal(table["label"], table["predicted"])
+    table = table.append_column("agrees", agrees)
+    order = np.lexsort((np.asarray(table["product_id"]), -np.asarray(table["margin"]), np.asarray(agrees)))
+    return table.take(pa.array(order))
+
+
+def _depth(level: str) -> int | None:
+    """``category<d>`` -> d - 1 (the index into ``Product.category``); None for another level name."""
+    digits = level.removeprefix("category")
+    return int(digits) - 1 if level.startswith("category") and digits.isdigit() else None
+
+
+def write_table(table: pa.Table, out: str | Path) -> Path:
+    """``table`` to a .parquet or .csv file, atomically."""
+    import pyarrow.csv as pacsv
+    import pyarrow.parquet as pq
+
+    from samestyle.fsio import atomic_path
+
+    out = Path(out)
+    if out.suffix not in (".parquet", ".csv"):
+        raise ConfigError(f"{out}: write the categories to a .parquet or .csv file")
+    with atomic_path(out, suffix=out.suffix) as tmp:
+        if out.suffix == ".parquet":
+            pq.write_table(table, tmp)
+        else:
+            pacsv.write_csv(table, tmp)
+    return out
+
+
+__all__ = ["categorize", "categorize_index", "write_table"]
