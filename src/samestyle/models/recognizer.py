@@ -193,8 +193,8 @@ class CategoryRecognizer:
 
     def predict(self, titles: Sequence[str], dense: NDArray[Any] | None, level: str) -> NDArray[np.str_]:
         """The best class of each row."""
-        names = np.asarray(self.levels[level].classes) if level in self.levels else np.asarray([])
-        return np.asarray(names[self.scores(titles, dense, level).argmax(1)])
+        best = self.scores(titles, dense, level).argmax(1)  # raises for an unknown level
+        return np.asarray(self.levels[level].classes)[best]
 
     def top_k(self, title: str, dense: NDArray[Any] | None, k: int = 3) -> dict[str, list[tuple[str, float]]]:
         """One product's ``k`` best classes per level, with margins (best first)."""
