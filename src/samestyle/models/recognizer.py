@@ -250,9 +250,15 @@ class CategoryRecognizer:
         return cls(cfg, meta["vocabulary"], t["idf"], t.get("dense_mean"), t.get("dense_scale"), levels)
 
 
+def level_depth(level: str) -> int | None:
+    """A catalogue level name ``category<d>`` -> d - 1, its index in ``Product.category``; None otherwise."""
+    digits = level.removeprefix("category")
+    return int(digits) - 1 if level.startswith("category") and digits.isdigit() else None
+
+
 def _file(path: str | Path) -> Path:
     path = Path(path)
     return path if path.suffix == ".safetensors" else path / FILE
 
 
-__all__ = ["INPUTS", "CategoryRecognizer", "LevelWeights", "RecognizerConfig"]
+__all__ = ["INPUTS", "CategoryRecognizer", "LevelWeights", "RecognizerConfig", "level_depth"]

@@ -17,7 +17,7 @@ import numpy as np
 from samestyle.catalog.store import Catalog, read_catalog
 from samestyle.errors import ConfigError
 from samestyle.eval.grouping import category_scores
-from samestyle.models.recognizer import CategoryRecognizer, RecognizerConfig
+from samestyle.models.recognizer import CategoryRecognizer, RecognizerConfig, level_depth
 from samestyle.pipeline.embeddings import EmbeddingSet
 
 METRICS_FILE = "metrics.json"
@@ -36,9 +36,9 @@ def recognizer_inputs(emb: EmbeddingSet, catalog: Catalog, run_dir: str | Path |
 
 def level_labels(catalog: Catalog, ids: Sequence[str], level: str) -> np.ndarray:
     """``category<d>`` -> the d-th category of each product ("" where it has none)."""
-    if not level.startswith("category") or not level[len("category") :].isdigit():
+    d = level_depth(level)
+    if d is None:
         raise ConfigError(f"a category level is category1, category2, ... (not {level!r})")
-    d = int(level[len("category") :]) - 1
     cats = (catalog.get(i).category for i in ids)
     return np.array([c[d] if len(c) > d else "" for c in cats])
 

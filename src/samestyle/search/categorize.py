@@ -13,7 +13,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from samestyle.errors import ConfigError, NotFoundError
-from samestyle.models.recognizer import CategoryRecognizer
+from samestyle.models.recognizer import CategoryRecognizer, level_depth
 
 if TYPE_CHECKING:
     from samestyle.search.service import ImageInput, SearchService
@@ -93,7 +93,7 @@ def categorize_index(service: SearchService, recognizer: CategoryRecognizer, bat
         for level, weights in recognizer.levels.items():
             scores = recognizer.scores(titles, dense, level)  # [B, C]
             best = scores.argmax(1)
-            d = _depth(level)
+            d = level_depth(level)
             cols["product_id"] += chunk
             cols["level"] += [level] * len(chunk)
             cols["label"] += [
@@ -106,12 +106,6 @@ def categorize_index(service: SearchService, recognizer: CategoryRecognizer, bat
     table = table.append_column("agrees", agrees)
     order = np.lexsort((np.asarray(table["product_id"]), -np.asarray(table["margin"]), np.asarray(agrees)))
     return table.take(pa.array(order))
-
-
-def _depth(level: str) -> int | None:
-    """``category<d>`` -> d - 1 (the index into ``Product.category``); None for another level name."""
-    digits = level.removeprefix("category")
-    return int(digits) - 1 if level.startswith("category") and digits.isdigit() else None
 
 
 def write_table(table: pa.Table, out: str | Path) -> Path:
