@@ -515,7 +515,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--data-dir", help="folder with the dataset archives (default: $SAMESTYLE_DATA or ../shared/data)"
     )
-    p.add_argument("--images", default="60x80", choices=["60x80", "224"], help="Myntra image set")
+    p.add_argument(
+        "--images", default="60x80", choices=["60x80", "224", "best"],
+        help="Myntra image set; best = the 224 px photo where there is one, else 60x80",
+    )  # fmt: skip
     p.add_argument(
         "--only-with-images", metavar="SETS",
         help="Myntra: keep only products with a photo in every listed image set, e.g. 60x80,224",

@@ -62,6 +62,24 @@ def test_myntra_only_with_images_gives_both_arms_the_same_products(
         myntra_products(fake_data.data_dir, cache=fake_data.cache, only_with_images=["1024"])
 
 
+def test_myntra_best_images_uses_the_224_photo_where_there_is_one(
+    fake_data: FakeData, tmp_path: Path
+) -> None:
+    """Every product is kept; 15970 and 15972 have a 224 px photo (15972 has no 60x80 one at all)."""
+    report = build_myntra_catalog(tmp_path / "best", fake_data.data_dir, images="best", cache=fake_data.cache)
+    assert report.products_written == 5 and report.images_missing == 0
+    catalog = read_catalog(tmp_path / "best")
+    sizes = {}
+    for pid in catalog.ids:
+        path = catalog.image_path(catalog.get(pid))
+        if catalog.get(pid).image_status is ImageStatus.OK and path is not None:
+            sizes[pid] = Image.open(path).size
+    assert sizes == {"15970": (22, 22), "15972": (22, 22), "39386": (6, 8), "15971": (6, 8)}
+    assert catalog.get("15970").image == "../../myntra-224/images/15970.jpg"  # relative: the cache can move
+    assert catalog.meta["source"]["images"] == "best"
+    assert "myntra_224_images.tar.gz" in catalog.meta["source"]["image_archive"]
+
+
 def test_cli_dataset_only_with_images(
     fake_data: FakeData, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -58,7 +58,7 @@ def build_dataset_catalog(
         name: ``"myntra"`` or ``"grocery"``.
         out_dir: catalogue folder to write.
         data_dir: folder with the archives; default ``$SAMESTYLE_DATA`` or ``../shared/data``.
-        images: Myntra image set, ``"60x80"`` or ``"224"`` (ignored for grocery).
+        images: Myntra image set, ``"60x80"``, ``"224"`` or ``"best"`` (ignored for grocery).
         limit: only the first ``limit`` products (Myntra; grocery always has its 81).
         check_images: open every image during ingest.
         workers: threads checking images.

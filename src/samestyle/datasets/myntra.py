@@ -15,7 +15,10 @@ without a photo stays in the catalogue and ingest marks its image MISSING. ``"22
 photo**; the others are left out silently (they are not errors). ``only_with_images`` (a list of image
 sets) keeps only the products with a photo in **every** listed set, e.g. ``("60x80", "224")`` with either
 image set gives the same products (9,572: 11 of the 224 px ids have no 60x80 photo), the clean A/B of
-resolution in BENCHMARKS.md.
+resolution in BENCHMARKS.md. ``"best"`` keeps every row like ``"60x80"`` but points each product that has a
+224 px photo at it (``../../myntra-224/images/<id>.jpg``, relative to the 60x80 image root, so the catalogue
+stays valid wherever the cache lives): the sharpest photo the data has for every product, the way a user
+with mixed-quality supplier photos would ingest them.
 
 Bad rows become fatal :class:`Reject` s naming the file and the 1-based data row: a wrong number of
 fields, a missing id or title, a repeated id. A non-numeric year is dropped with a non-fatal Reject.
@@ -34,6 +37,7 @@ import gzip
 import logging
 import os
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -55,6 +59,8 @@ MYNTRA_IMAGES: dict[str, tuple[str, str]] = {
     "224": ("myntra_224_images.tar.gz", "myntra-224"),
 }
 """Image set -> (archive file, cache folder name)."""
+MYNTRA_IMAGE_SETS = (*MYNTRA_IMAGES, "best")
+"""Every value of ``images``: the archives' sets and ``"best"`` (224 px where it exists, else 60x80)."""
 CATEGORY_COLUMNS = ("masterCategory", "subCategory", "articleType")
 ATTRIBUTE_COLUMNS = ("gender", "baseColour", "season", "year", "usage")
 REQUIRED_COLUMNS = ("id", "productDisplayName", *CATEGORY_COLUMNS, *ATTRIBUTE_COLUMNS)
@@ -206,7 +212,8 @@ def myntra_products(
 
     Args:
         data_dir: folder with the Myntra files; default ``$SAMESTYLE_DATA`` or ``../shared/data``.
-        images: ``"60x80"`` (every product) or ``"224"`` (only products with a 224 px photo).
+        images: ``"60x80"`` (every product), ``"224"`` (only products with a 224 px photo) or ``"best"``
+            (every product; the 224 px photo where there is one, else the 60x80 one).
         limit: only the first ``limit`` accepted products (in file order).
         cache: cache root for the unpacked images.
         only_with_images: keep only products with a photo (a ``<id>.jpg`` file) in every one of these
@@ -215,21 +222,31 @@ def myntra_products(
     Example:
         >>> products, image_root, rejects = myntra_products(limit=200)  # doctest: +SKIP
     """
+    if images not in MYNTRA_IMAGE_SETS:
+        choices = ", ".join(MYNTRA_IMAGE_SETS)
+        raise DatasetError(f"unknown Myntra image set '{images}'; choose one of: {choices}")
     csv_path = find_archive(MYNTRA_CSV, data_dir)
-    image_root = myntra_image_root(images, data_dir, cache)
+    image_root = myntra_image_root("60x80" if images == "best" else images, data_dir, cache)
     required = list(dict.fromkeys([*only_with_images, *(["224"] if images == "224" else [])]))
     keep: Callable[[str], bool] | None = None
     if required:
-        have = set.intersection(
-            *(
-                _photo_ids(image_root if s == images else myntra_image_root(s, data_dir, cache))
-                for s in required
-            )
-        )
+        have = set.intersection(*(_photo_ids(myntra_image_root(s, data_dir, cache)) for s in required))
         keep = have.__contains__
     products, rejects, rows = read_myntra_csv(csv_path, keep=keep, limit=limit)
+    if images == "best":
+        products = _prefer_224(products, image_root, myntra_image_root("224", data_dir, cache))
     log.info("%s: %d rows read, %d products, %d rejects", csv_path.name, rows, len(products), len(rejects))
     return products, image_root, rejects
+
+
+def _prefer_224(products: list[Product], root: Path, root_224: Path) -> list[Product]:
+    """Point every product with a 224 px photo at it, as a path relative to ``root``."""
+    sharp = _photo_ids(root_224)
+    rel = Path(os.path.relpath(root_224, root))
+    out = [p if p.id not in sharp else replace(p, image=str(rel / f"{p.id}.jpg")) for p in products]
+    n_sharp = sum(p.id in sharp for p in products)
+    log.info("image set 'best': %d of %d products use the 224 px photo", n_sharp, len(products))
+    return out
 
 
 def build_myntra_catalog(
@@ -260,7 +277,9 @@ def build_myntra_catalog(
         "dataset": "myntra",
         "file": str(find_archive(MYNTRA_CSV, data_dir)),
         "images": images,
-        "image_archive": MYNTRA_IMAGES[images][0],
+        "image_archive": (
+            " + ".join(a for a, _ in MYNTRA_IMAGES.values()) if images == "best" else MYNTRA_IMAGES[images][0]
+        ),
         "limit": limit,
     }
     if only_with_images:
@@ -292,6 +311,7 @@ def load_myntra_split(
 __all__ = [
     "MYNTRA_CSV",
     "MYNTRA_IMAGES",
+    "MYNTRA_IMAGE_SETS",
     "build_myntra_catalog",
     "load_myntra_split",
     "myntra_image_root",
