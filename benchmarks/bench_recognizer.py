@@ -8,6 +8,9 @@ For the frozen features (image + text side by side) and for each ``--run`` (its 
    ``test`` (the only test number reported per input);
 3. references in the same run: title words alone (``dense_norm`` 0, C chosen on val the same way).
 
+``--attributes usage,gender`` makes every row read those catalogue attributes as words beside the title
+(``models.recognizer.recognizer_text``); the row names say so.
+
 Usage:
     .venv/bin/python benchmarks/bench_recognizer.py --catalog .cache/samestyle/work/myntra/catalog \
         --embeddings .cache/samestyle/work/myntra/emb --run runs/ttc-seed0 \
@@ -30,7 +33,7 @@ from samestyle.eval.grouping import category_scores
 from samestyle.fsio import write_json
 from samestyle.models.recognizer import CategoryRecognizer, RecognizerConfig
 from samestyle.pipeline.embeddings import EmbeddingSet
-from samestyle.pipeline.recognize import level_labels, recognizer_inputs
+from samestyle.pipeline.recognize import level_labels, product_texts, recognizer_inputs
 from samestyle.train.run import load_split
 
 log = logging.getLogger("bench_recognizer")
@@ -50,16 +53,15 @@ def _score(
 
 def select_and_test(
     titles: np.ndarray, dense: np.ndarray | None, labels: dict[str, np.ndarray], idx: dict[str, np.ndarray],
-    norms: list[float], cs: list[float],
+    norms: list[float], cs: list[float], attributes: tuple[str, ...] = (),
 ) -> dict[str, Any]:  # fmt: skip
     """Fit the grid on train, choose on val, score the choice on test."""
     grid = []
     tr = idx["train"]
     for norm, c in itertools.product(norms, cs):
         t0 = time.perf_counter()
-        cfg = RecognizerConfig(
-            dense_norm=norm, C=c, inputs="" if dense is None or norm == 0 else "image+text"
-        )
+        inputs = "" if dense is None or norm == 0 else "image+text"
+        cfg = RecognizerConfig(dense_norm=norm, C=c, inputs=inputs, attributes=attributes)
         rec = CategoryRecognizer.fit(
             titles[tr].tolist(),
             None if dense is None else dense[tr],
@@ -90,22 +92,25 @@ def main() -> None:
     ap.add_argument("--norms", default="0.5,1,2", help="dense_norm grid (comma-separated)")
     ap.add_argument("--cs", default="0.25,0.5,1", help="C grid")
     ap.add_argument("--skip-frozen", action="store_true")
+    ap.add_argument("--attributes", default="", help="catalogue attributes read as words, e.g. usage,gender")
     ap.add_argument("--out", required=True)
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     catalog, emb = read_catalog(args.catalog), EmbeddingSet.load(args.embeddings)
     pos = {pid: i for i, pid in enumerate(emb.ids)}
     idx = {k: np.array([pos[i] for i in v if i in pos]) for k, v in load_split("myntra", catalog).items()}
-    titles = np.array([catalog.get(i).title for i in emb.ids])
+    attributes = tuple(a for a in args.attributes.split(",") if a)
+    titles = np.array(product_texts(catalog, emb.ids, attributes))
+    words = "title words" + (f" + attributes ({', '.join(attributes)})" if attributes else "")
     labels = {lv: level_labels(catalog, emb.ids, lv) for lv in LEVELS}
     norms, cs = [float(x) for x in args.norms.split(",")], [float(x) for x in args.cs.split(",")]
     out: dict[str, Any] = {"split": {k: len(v) for k, v in idx.items()}, "levels": LEVELS}
-    out["title words alone"] = select_and_test(titles, None, labels, idx, [0.0], cs)
+    out[f"{words} alone"] = select_and_test(titles, None, labels, idx, [0.0], cs, attributes)
     inputs: list[tuple[str, str | None]] = [] if args.skip_frozen else [("frozen image+text", None)]
     inputs += [(f"run {r}", r) for r in args.run]
     for name, run in inputs:
         dense = recognizer_inputs(emb, catalog, run)
-        out[f"title words + {name}"] = select_and_test(titles, dense, labels, idx, norms, cs)
+        out[f"{words} + {name}"] = select_and_test(titles, dense, labels, idx, norms, cs, attributes)
         write_json(Path(args.out), out)
     write_json(Path(args.out), out)
     for key, res in out.items():

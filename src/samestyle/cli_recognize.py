@@ -13,7 +13,9 @@ def _cmd_recognizer(args: argparse.Namespace) -> int:
     from samestyle.models.recognizer import RecognizerConfig
     from samestyle.pipeline.recognize import fit_recognizer
 
-    cfg = RecognizerConfig(C=args.C, dense_norm=0.0 if args.words_only else args.dense_norm)
+    attributes = tuple(a for a in (args.attributes or "").split(",") if a)
+    dense_norm = 0.0 if args.words_only else args.dense_norm
+    cfg = RecognizerConfig(C=args.C, dense_norm=dense_norm, attributes=attributes)
     levels = args.level or ["category2", "category3"]
     metrics = fit_recognizer(
         args.catalog, args.embeddings, args.out, run_dir=args.run, split=args.split, levels=levels, cfg=cfg
@@ -39,9 +41,13 @@ def _cmd_categorize(args: argparse.Namespace) -> int:
     recognizer = CategoryRecognizer.load(args.recognizer)
     if args.out is not None:
         return _categorize_all(service, recognizer, args.out)
+    attributes = _attributes(args.attribute or [])
+    if attributes and args.text is None:
+        raise ConfigError("--attribute goes with --text: a stored product's attributes come from the index")
     top = categorize(
-        service, recognizer, product_id=args.product_id, text=args.text, image=args.image, k=args.k
-    )
+        service, recognizer, product_id=args.product_id, text=args.text, image=args.image,
+        attributes=attributes, k=args.k,
+    )  # fmt: skip
     if args.json:
         out: dict[str, Any] = {lv: [{"label": c, "score": s} for c, s in best] for lv, best in top.items()}
         print(json.dumps(out, indent=2))
@@ -49,6 +55,16 @@ def _cmd_categorize(args: argparse.Namespace) -> int:
     for level, best in top.items():
         print(f"{level}: " + ", ".join(f"{c} ({s:+.2f})" for c, s in best))
     return 0
+
+
+def _attributes(pairs: list[str]) -> dict[str, str]:
+    out = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep or not name.strip():
+            raise ConfigError(f"--attribute takes NAME=VALUE, not {pair!r}")
+        out[name.strip()] = value.strip()
+    return out
 
 
 def _categorize_all(service: Any, recognizer: Any, out: str) -> int:
@@ -85,6 +101,10 @@ def add_parsers(sub: Any) -> None:
     p.add_argument("--C", type=float, default=0.5, help="SVM inverse regularisation (default 0.5)")
     p.add_argument("--dense-norm", type=float, default=0.5, help="embedding block weight (default 0.5)")
     p.add_argument("--words-only", action="store_true", help="title words alone, no embedding block")
+    p.add_argument(
+        "--attributes", metavar="NAMES",
+        help="catalogue attributes read as words beside the title, e.g. usage,gender (default: none)",
+    )  # fmt: skip
     p.add_argument("--out", required=True, help="folder for recognizer.safetensors and metrics.json")
     p.set_defaults(func=_cmd_recognizer)
 
@@ -96,6 +116,10 @@ def add_parsers(sub: Any) -> None:
     p.add_argument("--product-id", help="a product of the index")
     p.add_argument("--text", help="a new product's title")
     p.add_argument("--image", help="the new product's photo (with --text)")
+    p.add_argument(
+        "--attribute", action="append", metavar="NAME=VALUE",
+        help="a new product's attribute (with --text; repeatable), for recognizers fitted with attributes",
+    )  # fmt: skip
     p.add_argument("--k", type=int, default=3, help="classes per level (default 3)")
     p.add_argument("--json", action="store_true")
     p.add_argument(

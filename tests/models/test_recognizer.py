@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from samestyle.errors import ArtifactError, ConfigError
-from samestyle.models.recognizer import FILE, CategoryRecognizer, RecognizerConfig
+from samestyle.models.recognizer import FILE, CategoryRecognizer, RecognizerConfig, recognizer_text
 
 TITLES = [
     "Nike Men Red T-shirt",
@@ -145,3 +145,36 @@ def test_unlabelled_rows_are_left_out_of_a_level() -> None:
     y[0] = ""
     rec = CategoryRecognizer.fit(TITLES, None, {"category3": y})
     assert "" not in rec.levels["category3"].classes
+
+
+def test_attribute_words() -> None:
+    attrs = {"usage": " Smart Casual ", "gender": "Men", "season": "---"}
+    assert (
+        recognizer_text("Nike Shoes", attrs, ["usage", "gender"])
+        == "Nike Shoes usage_smart_casual gender_men"
+    )
+    assert recognizer_text("Nike Shoes", attrs, ["season", "year"]) == "Nike Shoes"  # nothing left, or absent
+    assert recognizer_text("Nike Shoes", attrs, []) == "Nike Shoes"
+    with pytest.raises(ConfigError, match="single words"):
+        RecognizerConfig(attributes=("usage", "base colour"))
+
+
+def test_attributes_decide_when_the_titles_cannot(tmp_path: Path) -> None:
+    """Identical titles, types told apart only by the usage attribute (Myntra: formal / sports shoes)."""
+    titles = ["Bata Men Black Shoes", "Bata Men Brown Shoes"] * 4
+    usage = [{"usage": "Formal"}, {"usage": "Sports"}] * 2 + [{"usage": "Sports"}, {"usage": "Formal"}] * 2
+    types = np.array(["Formal Shoes" if u["usage"] == "Formal" else "Sports Shoes" for u in usage])
+    words = CategoryRecognizer.fit(
+        titles, None, {"category3": types}, RecognizerConfig(dense_norm=0, inputs="")
+    )
+    assert (words.predict(titles, None, "category3") == types).mean() == 0.5  # the words cannot
+    cfg = RecognizerConfig(dense_norm=0, inputs="", attributes=("usage",))
+    texts = [recognizer_text(t, u, ["usage"]) for t, u in zip(titles, usage, strict=True)]
+    rec = CategoryRecognizer.fit(texts, None, {"category3": types}, cfg)
+    got = [rec.predict([rec.text("Bata Men Grey Shoes", {"usage": u})], None, "category3")[0]
+           for u in ("Formal", "Sports")]  # fmt: skip
+    assert got == ["Formal Shoes", "Sports Shoes"]
+    rec.save(tmp_path)
+    back = CategoryRecognizer.load(tmp_path)
+    assert back.cfg == rec.cfg and back.cfg.attributes == ("usage",)
+    assert back.text("x", {"usage": "Sports", "gender": "Men"}) == "x usage_sports"

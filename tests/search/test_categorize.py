@@ -34,6 +34,16 @@ def recs(site: Site, tmp_path_factory: pytest.TempPathFactory) -> Path:
     assert "test/category2: accuracy" in out
     cli("recognizer", *common, "--out", str(root / "rec-frozen"))
     cli("recognizer", *common, "--words-only", "--out", str(root / "rec-words"))
+    cli(
+        "recognizer",
+        *common,
+        "--run",
+        str(site.run),
+        "--attributes",
+        "colour",
+        "--out",
+        str(root / "rec-attr"),
+    )
     (root / "index").symlink_to(site.joint_index)
     (root / "img").symlink_to(site.root / "img")
     return root
@@ -73,6 +83,40 @@ def test_a_new_product_with_a_catalogue_products_title_and_photo_scores_like_it(
     assert text_only["category2"][0][0] == "shoe"
 
 
+def test_attributes_are_read_from_the_index_or_given_with_a_new_title(recs: Path) -> None:
+    service = SearchService.open(recs / "index")
+    rec = CategoryRecognizer.load(recs / "rec-attr")
+    assert rec.cfg.attributes == ("colour",) and "colour_blue" in rec.vocabulary
+    stored = categorize(service, rec, product_id="p9")
+    vec = service.index.get_vectors("joint-fused", ["p9"])
+    want = rec.scores(["blue shoe model 9 colour_blue"], vec, "category2")[0]  # p9's title and colour
+    assert stored["category2"][0][1] == pytest.approx(want.max())
+    photo = str(recs / "img" / "p9.png")
+    new = categorize(service, rec, text="blue shoe model 9", image=photo, attributes={"colour": "blue"})
+    np.testing.assert_allclose(
+        [s for _, s in new["category2"]], [s for _, s in stored["category2"]], atol=1e-3
+    )
+    without = categorize(service, rec, text="blue shoe model 9", image=photo)
+    assert without["category2"][0][1] != pytest.approx(stored["category2"][0][1], abs=1e-3)
+    index, path = str(recs / "index"), str(recs / "rec-attr")
+    argv = [
+        "categorize",
+        "--index",
+        index,
+        "--recognizer",
+        path,
+        "--text",
+        "blue shoe model 9",
+        "--image",
+        photo,
+    ]
+    out = json.loads(cli(*argv, "--attribute", "colour=blue", "--json"))
+    assert [c["label"] for c in out["category2"]] == [c for c, _ in stored["category2"]]
+    assert main([*argv, "--attribute", "colour"]) == 2
+    assert main(["categorize", "--index", index, "--recognizer", path, "--product-id", "p9",
+                 "--attribute", "colour=red"]) == 2  # fmt: skip
+
+
 def test_the_categorize_command(recs: Path) -> None:
     index, rec = str(recs / "index"), str(recs / "rec")
     out = json.loads(cli("categorize", "--index", index, "--recognizer", rec, "--product-id", "p2", "--json"))
@@ -91,8 +135,10 @@ def test_errors_say_what_to_do(recs: Path) -> None:
     rec = CategoryRecognizer.load(recs / "rec")
     with pytest.raises(ConfigError, match="by id, or a new product"):
         categorize(service, rec)
-    with pytest.raises(ConfigError, match="photo goes with a new product"):
+    with pytest.raises(ConfigError, match="photo or attributes go with a new product"):
         categorize(service, rec, product_id="p1", image=str(recs / "img" / "p1.png"))
+    with pytest.raises(ConfigError, match="photo or attributes go with a new product"):
+        categorize(service, rec, product_id="p1", attributes={"colour": "blue"})
     err = io.StringIO()
     with contextlib.redirect_stderr(err):
         code = main(["categorize", "--index", str(recs / "index"), "--recognizer", str(recs), "--text", "x"])
@@ -120,6 +166,15 @@ def test_the_http_routes(recs: Path) -> None:
         assert client.post("/api/categorize", data={"title": "red watch"}).json()["product_id"] is None
         assert client.get("/api/categorize", params={"id": "nope"}).status_code == 404
         assert client.get("/api/categorize", params={"id": "p2", "k": 0}).status_code == 422
+    with TestClient(create_app(service, ServeSettings(warmup=False, recognizer=recs / "rec-attr"))) as client:
+        form = {"title": "blue shoe model 9", "attributes": '{"colour": "blue"}'}
+        got = client.post("/api/categorize", data=form, files={"image": ("p.png", photo)}).json()
+        stored = categorize(service, CategoryRecognizer.load(recs / "rec-attr"), product_id="p9")
+        assert [c["label"] for c in got["levels"]["category2"]] == [c for c, _ in stored["category2"]]
+        assert got["levels"]["category2"][0]["score"] == pytest.approx(stored["category2"][0][1], abs=1e-3)
+        for bad in ("{colour", '["blue"]', '{"colour": 3}'):
+            r = client.post("/api/categorize", data={"title": "x", "attributes": bad})
+            assert r.status_code == 400 and "attributes" in r.json()["error"]
     with TestClient(create_app(service, ServeSettings(warmup=False))) as client:
         missing = client.get("/api/categorize", params={"id": "p2"})
         assert missing.status_code == 404 and "--recognizer" in missing.json()["error"]

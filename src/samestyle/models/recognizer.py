@@ -8,6 +8,9 @@ linear model per label level over two blocks side by side:
 
 * **title words**: TF-IDF over lower-cased word unigrams and bigrams, single characters kept (so
   "T-shirt" is the bigram "t shirt", not "shirt"), sublinear term frequency, L2-normalised rows;
+* **attributes** (optional, ``RecognizerConfig.attributes``): named catalogue attributes read as one more
+  word each, ``usage_sports`` for ``usage = "Sports"`` (Myntra's titles do not say whether a shoe is
+  formal, casual or for sport; its ``usage`` attribute does);
 * **embedding**: any dense vectors of the product (the run's joint-fused vector, or frozen image+text
   features), standardised with the training rows' mean and deviation, then scaled so a row's expected
   norm is ``dense_norm`` (the word block's rows have norm 1).
@@ -29,6 +32,7 @@ Example:
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -43,6 +47,7 @@ FILE = "recognizer.safetensors"
 META_KEY = "samestyle.recognizer"
 INPUTS = ("joint-fused", "image+text", "")
 TOKEN_PATTERN = r"(?u)\b\w+\b"  # single characters kept: "t-shirt" -> "t", "shirt", "t shirt"
+_NON_WORD = re.compile(r"\W+")
 
 
 @dataclass(frozen=True)
@@ -55,6 +60,8 @@ class RecognizerConfig:
     inputs: which vectors the embedding block reads, recorded for whoever applies the recogniser:
         "joint-fused" (a trained run's fused vector), "image+text" (frozen features side by side) or ""
         (none). Fitting does not look at it.
+    attributes: catalogue attribute names read as words beside the title (:func:`recognizer_text`);
+        whoever applies the recogniser passes a product's attributes through :meth:`CategoryRecognizer.text`.
     """
 
     ngram_max: int = 2
@@ -62,8 +69,12 @@ class RecognizerConfig:
     dense_norm: float = 0.5
     C: float = 0.5
     inputs: str = "joint-fused"
+    attributes: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "attributes", tuple(self.attributes))  # a JSON list when loaded
+        if bad := [a for a in self.attributes if not re.fullmatch(r"\w+", a)]:
+            raise ConfigError(f"recognizer: attribute names are single words, not {bad}")
         if self.ngram_max < 1 or self.min_df < 1:
             raise ConfigError(
                 f"recognizer: ngram_max and min_df must be >= 1, not {self.ngram_max}, {self.min_df}"
@@ -104,6 +115,10 @@ class CategoryRecognizer:
         self.dense_scale = dense_scale
         self.levels = dict(levels)
         self._vectorizer = self._make_vectorizer()
+
+    def text(self, title: str, attributes: Mapping[str, str] | None = None) -> str:
+        """What the word block reads for one product: its title, then its configured attributes."""
+        return recognizer_text(title, attributes or {}, self.cfg.attributes)
 
     @property
     def dense_dim(self) -> int:
@@ -250,6 +265,20 @@ class CategoryRecognizer:
         return cls(cfg, meta["vocabulary"], t["idf"], t.get("dense_mean"), t.get("dense_scale"), levels)
 
 
+def recognizer_text(title: str, attributes: Mapping[str, str], names: Sequence[str]) -> str:
+    """``title`` followed by one word per named attribute the product has: ``name_value``, lower-cased,
+    every run of non-word characters in the value an underscore (``usage = "Smart Casual"`` ->
+    ``usage_smart_casual``), so the title's own words are never confused with an attribute's.
+
+    Example:
+        >>> recognizer_text("Nike Men Shoes", {"usage": "Smart Casual", "season": "Fall"}, ["usage"])
+        'Nike Men Shoes usage_smart_casual'
+    """
+    values = ((name, _NON_WORD.sub("_", attributes.get(name, "").lower()).strip("_")) for name in names)
+    words = [f"{name}_{value}" for name, value in values if value]
+    return " ".join([title, *words])
+
+
 def level_depth(level: str) -> int | None:
     """A catalogue level name ``category<d>`` -> d - 1, its index in ``Product.category``; None otherwise."""
     digits = level.removeprefix("category")
@@ -261,4 +290,11 @@ def _file(path: str | Path) -> Path:
     return path if path.suffix == ".safetensors" else path / FILE
 
 
-__all__ = ["INPUTS", "CategoryRecognizer", "LevelWeights", "RecognizerConfig", "level_depth"]
+__all__ = [
+    "INPUTS",
+    "CategoryRecognizer",
+    "LevelWeights",
+    "RecognizerConfig",
+    "level_depth",
+    "recognizer_text",
+]

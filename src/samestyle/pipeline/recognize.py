@@ -1,8 +1,9 @@
 """Fit the category recogniser (:mod:`samestyle.models.recognizer`) from a catalogue's artifacts.
 
-``samestyle recognizer``: titles from the catalogue, vectors from the embeddings folder (a run's joint-fused
-vectors with ``run_dir``, else the frozen image and text features side by side), labels from the category
-levels; fitted on the split's ``train`` ids, scored on ``val`` and ``test``, saved with its metrics.
+``samestyle recognizer``: titles (and the configured attributes) from the catalogue, vectors from the
+embeddings folder (a run's joint-fused vectors with ``run_dir``, else the frozen image and text features side
+by side), labels from the category levels; fitted on the split's ``train`` ids, scored on ``val`` and
+``test``, saved with its metrics.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import numpy as np
 from samestyle.catalog.store import Catalog, read_catalog
 from samestyle.errors import ConfigError
 from samestyle.eval.grouping import category_scores
-from samestyle.models.recognizer import CategoryRecognizer, RecognizerConfig, level_depth
+from samestyle.models.recognizer import CategoryRecognizer, RecognizerConfig, level_depth, recognizer_text
 from samestyle.pipeline.embeddings import EmbeddingSet
 
 METRICS_FILE = "metrics.json"
@@ -41,6 +42,12 @@ def level_labels(catalog: Catalog, ids: Sequence[str], level: str) -> np.ndarray
         raise ConfigError(f"a category level is category1, category2, ... (not {level!r})")
     cats = (catalog.get(i).category for i in ids)
     return np.array([c[d] if len(c) > d else "" for c in cats])
+
+
+def product_texts(catalog: Catalog, ids: Sequence[str], attributes: Sequence[str] = ()) -> list[str]:
+    """What the recogniser's word block reads for each product: the title, then the named attributes."""
+    products = (catalog.get(i) for i in ids)
+    return [recognizer_text(p.title, p.attributes, attributes) for p in products]
 
 
 def fit_recognizer(
@@ -68,7 +75,7 @@ def fit_recognizer(
     dense = recognizer_inputs(emb, catalog, run_dir) if cfg.inputs else None
     pos = {pid: i for i, pid in enumerate(emb.ids)}
     idx = {k: np.array([pos[i] for i in v if i in pos], np.int64) for k, v in rows.items()}
-    titles = np.array([catalog.get(i).title for i in emb.ids])
+    titles = np.array(product_texts(catalog, emb.ids, cfg.attributes))
     ids = np.asarray(emb.ids)
     labels = {level: level_labels(catalog, ids[idx["train"]].tolist(), level) for level in levels}
     rec = CategoryRecognizer.fit(
@@ -87,4 +94,4 @@ def fit_recognizer(
     return metrics
 
 
-__all__ = ["fit_recognizer", "level_labels", "recognizer_inputs"]
+__all__ = ["fit_recognizer", "level_labels", "product_texts", "recognizer_inputs"]

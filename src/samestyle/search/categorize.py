@@ -5,6 +5,7 @@ the confident disagreements (likely mislabelled listings) come first."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -26,24 +27,31 @@ def categorize(
     product_id: str | None = None,
     text: str | None = None,
     image: ImageInput | None = None,
+    attributes: Mapping[str, str] | None = None,
     k: int = 3,
 ) -> dict[str, list[tuple[str, float]]]:
     """The ``k`` best classes per level with their margins (best first).
 
     Args:
-        product_id: a product of the index (title and joint-fused vector as stored), or
-        text: a new product's title, with ``image`` its photo (path or PIL image) when it has one.
+        product_id: a product of the index (title, attributes and joint-fused vector as stored), or
+        text: a new product's title, with ``image`` its photo (path or PIL image) when it has one and
+            ``attributes`` its catalogue attributes (read when the recognizer was fitted with them).
     """
     if (product_id is None) == (text is None):
         raise ConfigError("categorize a product of the index by id, or a new product by its title (+ photo)")
-    if image is not None and product_id is not None:
-        raise ConfigError("a photo goes with a new product's title, not with a product id")
+    if (image is not None or attributes) and product_id is not None:
+        raise ConfigError("a photo or attributes go with a new product's title, not with a product id")
     if k < 1:
         raise ConfigError(f"k must be >= 1, not {k}")
     if product_id is not None and product_id not in service.index:
         raise NotFoundError(f"product '{product_id}' is not in the index")
-    title = service.index.get_products([product_id])[0].title if product_id is not None else str(text)
-    return recognizer.top_k(title, _vector(service, recognizer, product_id, title, image), k)
+    if product_id is not None:
+        product = service.index.get_products([product_id])[0]
+        title, words = product.title, recognizer.text(product.title, product.attributes)
+    else:
+        title = str(text)
+        words = recognizer.text(title, attributes)
+    return recognizer.top_k(words, _vector(service, recognizer, product_id, title, image), k)
 
 
 def _check_inputs(service: SearchService, recognizer: CategoryRecognizer) -> None:
@@ -88,7 +96,7 @@ def categorize_index(service: SearchService, recognizer: CategoryRecognizer, bat
     for start in range(0, len(ids), batch):
         chunk = ids[start : start + batch]
         products = service.index.get_products(chunk)
-        titles = [p.title for p in products]
+        titles = [recognizer.text(p.title, p.attributes) for p in products]
         dense = service.index.get_vectors("joint-fused", chunk) if recognizer.cfg.inputs else None
         for level, weights in recognizer.levels.items():
             scores = recognizer.scores(titles, dense, level)  # [B, C]
