@@ -122,3 +122,16 @@ def test_real_catalogs(tmp_path: Path) -> None:
     assert report.images_corrupt == 0
     grocery = build_grocery_catalog(tmp_path / "g", data)
     assert grocery.products_written == 81 and grocery.images_ok == 81
+
+
+def test_real_best_images(tmp_path: Path) -> None:
+    """Every real product is kept; those with a 224 px photo (ids 10000-21539) point at it."""
+    data = real_data_or_skip(
+        "myntra_styles_full.csv.gz", "myntra_small_images_60x80.tar.gz", "myntra_224_images.tar.gz"
+    )
+    products, root, _ = myntra_products(data, images="best")
+    small, _, _ = myntra_products(data)
+    assert [p.id for p in products] == [p.id for p in small]
+    sharp = [p for p in products if p.image != f"{p.id}.jpg"]
+    assert len(sharp) == 9583 and all(10000 <= int(p.id) <= 21539 for p in sharp)
+    assert all((root / p.image).is_file() for p in sharp[:50] if p.image)
