@@ -41,9 +41,7 @@ def _cmd_categorize(args: argparse.Namespace) -> int:
     recognizer = CategoryRecognizer.load(args.recognizer)
     if args.out is not None:
         return _categorize_all(service, recognizer, args.out)
-    attributes = _attributes(args.attribute or [])
-    if attributes and args.text is None:
-        raise ConfigError("--attribute goes with --text: a stored product's attributes come from the index")
+    attributes = _attributes(args.attribute or [])  # with a product id, categorize says they go with --text
     top = categorize(
         service, recognizer, product_id=args.product_id, text=args.text, image=args.image,
         attributes=attributes, k=args.k,
