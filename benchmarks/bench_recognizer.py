@@ -8,6 +8,9 @@ For the frozen features (image + text side by side) and for each ``--run`` (its 
    ``test`` (the only test number reported per input);
 3. references in the same run: title words alone (``dense_norm`` 0, C chosen on val the same way).
 
+Each row also keeps the chosen model's per-class test F1 (``test_per_class``): support, predicted count,
+F1, and the macro-F1 over only the classes present in the test truth.
+
 ``--attributes usage,gender`` makes every row read those catalogue attributes as words beside the title
 (``models.recognizer.recognizer_text``); the row names say so.
 
@@ -30,6 +33,7 @@ import numpy as np
 
 from samestyle.catalog.store import read_catalog
 from samestyle.eval.grouping import category_scores
+from samestyle.eval.metrics import per_class_f1
 from samestyle.fsio import write_json
 from samestyle.models.recognizer import CategoryRecognizer, RecognizerConfig
 from samestyle.pipeline.embeddings import EmbeddingSet
@@ -81,7 +85,33 @@ def select_and_test(
         grid.append((row, rec))
     best_row, best = max(grid, key=lambda g: g[0]["val_mean_acc"])
     return {"grid": [g[0] for g in grid], "chosen": {k: best_row[k] for k in ("dense_norm", "C")},
-            "test": _score(best, titles, dense, labels, idx["test"])}  # fmt: skip
+            "test": _score(best, titles, dense, labels, idx["test"]),
+            "test_per_class": _per_class(best, titles, dense, labels, idx["test"])}  # fmt: skip
+
+
+def _per_class(
+    rec: CategoryRecognizer,
+    titles: np.ndarray,
+    dense: np.ndarray | None,
+    labels: dict[str, np.ndarray],
+    rows: np.ndarray,
+) -> dict[str, Any]:
+    """Per level: each class's test support, predicted count and F1, and the macro-F1 over only the
+    classes that occur in the test truth (the reported macro-F1 also counts classes only predicted)."""
+    d = None if dense is None else dense[rows]
+    out: dict[str, Any] = {}
+    for lv in LEVELS:
+        truth, pred = labels[lv][rows], rec.predict(titles[rows].tolist(), d, lv)
+        pc = per_class_f1(truth, pred)
+        true_classes = pc["support"] > 0
+        out[lv] = {
+            "macro_f1_true_classes": float(np.mean(pc["f1"][true_classes])),
+            "classes_only_predicted": int((~true_classes).sum()),
+            "classes": {str(c): {"support": int(n), "predicted": int(m), "f1": float(f)}
+                        for c, n, m, f in zip(pc["classes"], pc["support"], pc["predicted"], pc["f1"],
+                                              strict=True)},
+        }  # fmt: skip
+    return out
 
 
 def main() -> None:

@@ -77,6 +77,19 @@ def test_classification_hand() -> None:
     assert M.sum_r({1: 0.1, 5: 0.2, 10: 0.3}, {1: 0.4, 5: 0.5, 10: 0.6}) == pytest.approx(2.1)
 
 
+def test_per_class_f1_hand() -> None:
+    # a: TP 1, FP 1, FN 1 -> 1/2; b: TP 1, FP 1 -> 2/3; c: FN 1 -> 0; d: predicted once, never true -> 0
+    out = M.per_class_f1(["a", "a", "b", "c", "b"], ["a", "b", "b", "a", "d"])
+    assert out["classes"].tolist() == ["a", "b", "c", "d"]
+    assert out["f1"].tolist() == pytest.approx([1 / 2, 1 / 2, 0.0, 0.0])  # b: TP 1, FP 1, FN 1 -> 1/2
+    assert out["support"].tolist() == [2, 2, 1, 0]
+    assert out["predicted"].tolist() == [2, 2, 0, 1]
+    # the class that only appears among the predictions counts in the macro average (scikit-learn's rule)
+    assert M.macro_f1(["a", "a", "b", "c", "b"], ["a", "b", "b", "a", "d"]) == pytest.approx(1 / 4)
+    only_true = M.per_class_f1(["a", "a", "b", "c", "b"], ["a", "b", "b", "a", "d"], labels=["a", "b", "c"])
+    assert only_true["f1"].tolist() == pytest.approx([1 / 2, 1 / 2, 0.0])
+
+
 def test_errors() -> None:
     with pytest.raises(ValueError, match="NaN"):
         M.ranks_of_relevant(np.array([[np.nan, 1.0]]), [{0}])

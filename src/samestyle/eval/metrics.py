@@ -307,11 +307,15 @@ def accuracy(y_true: ArrayLike, y_pred: ArrayLike) -> float:
     return float(np.mean(t == p))
 
 
-def macro_f1(y_true: ArrayLike, y_pred: ArrayLike, labels: Sequence[Any] | None = None) -> float:
-    """Unweighted mean over classes of F1 = 2 TP / (2 TP + FP + FN); a class with 0/0 scores 0.
+def per_class_f1(
+    y_true: ArrayLike, y_pred: ArrayLike, labels: Sequence[Any] | None = None
+) -> dict[str, NDArray[Any]]:
+    """Per-class F1 = 2 TP / (2 TP + FP + FN) (0/0 scores 0), with each class's true and predicted counts.
 
     Classes are ``labels`` when given (others are ignored as classes but still wrong), else the union
-    of true and predicted labels (scikit-learn's default).
+    of true and predicted labels (scikit-learn's default), sorted.
+
+    Returns: ``classes``, ``f1``, ``support`` (true count), ``predicted`` (predicted count), aligned.
     """
     t, p = _labels(y_true, y_pred)
     classes = np.unique(np.asarray(labels) if labels is not None else np.concatenate([t, p]))
@@ -323,8 +327,20 @@ def macro_f1(y_true: ArrayLike, y_pred: ArrayLike, labels: Sequence[Any] | None 
     ct, cp = codes(t), codes(p)
     n = len(classes)
     tp = np.bincount(ct[(ct == cp) & (ct >= 0)], minlength=n)
-    denom = np.bincount(ct[ct >= 0], minlength=n) + np.bincount(cp[cp >= 0], minlength=n)
-    return float(np.mean(np.where(denom > 0, 2 * tp / np.maximum(denom, 1), 0.0)))
+    support, predicted = np.bincount(ct[ct >= 0], minlength=n), np.bincount(cp[cp >= 0], minlength=n)
+    denom = support + predicted
+    f1 = np.where(denom > 0, 2 * tp / np.maximum(denom, 1), 0.0)
+    return {"classes": classes, "f1": f1, "support": support, "predicted": predicted}
+
+
+def macro_f1(y_true: ArrayLike, y_pred: ArrayLike, labels: Sequence[Any] | None = None) -> float:
+    """Unweighted mean over classes of F1 (``per_class_f1``); a class with 0/0 scores 0.
+
+    Classes are ``labels`` when given (others are ignored as classes but still wrong), else the union
+    of true and predicted labels (scikit-learn's default): a wrong prediction into a class absent from
+    ``y_true`` adds a class scoring 0.
+    """
+    return float(np.mean(per_class_f1(y_true, y_pred, labels)["f1"]))
 
 
 def sum_r(i2t: Mapping[int, float], t2i: Mapping[int, float], ks: Sequence[int] = (1, 5, 10)) -> float:
