@@ -73,7 +73,7 @@ def select_and_test(
             cfg,
         )
         val = _score(rec, titles, dense, labels, idx["val"])
-        row = {"dense_norm": norm, "C": c, "fit_s": time.perf_counter() - t0, "val": val,
+        row: dict[str, Any] = {"dense_norm": norm, "C": c, "fit_s": time.perf_counter() - t0, "val": val,
                "val_mean_acc": float(np.mean([v["acc"] for v in val.values()]))}  # fmt: skip
         log.info(
             "norm %s C %s: val %s (%.0fs)",
