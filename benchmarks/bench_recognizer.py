@@ -44,15 +44,15 @@ log = logging.getLogger("bench_recognizer")
 LEVELS = {"category2": "subCategory", "category3": "articleType"}
 
 
-def _score(
-    rec: CategoryRecognizer,
-    titles: np.ndarray,
-    dense: np.ndarray | None,
-    labels: dict[str, np.ndarray],
-    rows: np.ndarray,
-) -> dict[str, dict[str, float]]:
+def _predict(
+    rec: CategoryRecognizer, titles: np.ndarray, dense: np.ndarray | None, rows: np.ndarray
+) -> dict[str, np.ndarray]:
     d = None if dense is None else dense[rows]
-    return {lv: category_scores(labels[lv][rows], rec.predict(titles[rows].tolist(), d, lv)) for lv in LEVELS}
+    return {lv: rec.predict(titles[rows].tolist(), d, lv) for lv in LEVELS}
+
+
+def _score(truth: dict[str, np.ndarray], pred: dict[str, np.ndarray]) -> dict[str, dict[str, float]]:
+    return {lv: category_scores(truth[lv], pred[lv]) for lv in LEVELS}
 
 
 def select_and_test(
@@ -72,7 +72,9 @@ def select_and_test(
             {lv: labels[lv][tr] for lv in LEVELS},
             cfg,
         )
-        val = _score(rec, titles, dense, labels, idx["val"])
+        val = _score(
+            {lv: y[idx["val"]] for lv, y in labels.items()}, _predict(rec, titles, dense, idx["val"])
+        )
         row: dict[str, Any] = {"dense_norm": norm, "C": c, "fit_s": time.perf_counter() - t0, "val": val,
                "val_mean_acc": float(np.mean([v["acc"] for v in val.values()]))}  # fmt: skip
         log.info(
@@ -84,25 +86,17 @@ def select_and_test(
         )
         grid.append((row, rec))
     best_row, best = max(grid, key=lambda g: g[0]["val_mean_acc"])
+    truth, pred = {lv: y[idx["test"]] for lv, y in labels.items()}, _predict(best, titles, dense, idx["test"])
     return {"grid": [g[0] for g in grid], "chosen": {k: best_row[k] for k in ("dense_norm", "C")},
-            "test": _score(best, titles, dense, labels, idx["test"]),
-            "test_per_class": _per_class(best, titles, dense, labels, idx["test"])}  # fmt: skip
+            "test": _score(truth, pred), "test_per_class": _per_class(truth, pred)}  # fmt: skip
 
 
-def _per_class(
-    rec: CategoryRecognizer,
-    titles: np.ndarray,
-    dense: np.ndarray | None,
-    labels: dict[str, np.ndarray],
-    rows: np.ndarray,
-) -> dict[str, Any]:
+def _per_class(truth: dict[str, np.ndarray], pred: dict[str, np.ndarray]) -> dict[str, Any]:
     """Per level: each class's test support, predicted count and F1, and the macro-F1 over only the
     classes that occur in the test truth (the reported macro-F1 also counts classes only predicted)."""
-    d = None if dense is None else dense[rows]
     out: dict[str, Any] = {}
     for lv in LEVELS:
-        truth, pred = labels[lv][rows], rec.predict(titles[rows].tolist(), d, lv)
-        pc = per_class_f1(truth, pred)
+        pc = per_class_f1(truth[lv], pred[lv])
         true_classes = pc["support"] > 0
         out[lv] = {
             "macro_f1_true_classes": float(np.mean(pc["f1"][true_classes])),
