@@ -78,10 +78,10 @@ def test_classification_hand() -> None:
 
 
 def test_per_class_f1_hand() -> None:
-    # a: TP 1, FP 1, FN 1 -> 1/2; b: TP 1, FP 1 -> 2/3; c: FN 1 -> 0; d: predicted once, never true -> 0
+    # a: TP 1, FP 1, FN 1 -> 1/2; b: TP 1, FP 1, FN 1 -> 1/2; c: FN 1 -> 0; d: predicted once, never true -> 0
     out = M.per_class_f1(["a", "a", "b", "c", "b"], ["a", "b", "b", "a", "d"])
     assert out["classes"].tolist() == ["a", "b", "c", "d"]
-    assert out["f1"].tolist() == pytest.approx([1 / 2, 1 / 2, 0.0, 0.0])  # b: TP 1, FP 1, FN 1 -> 1/2
+    assert out["f1"].tolist() == pytest.approx([1 / 2, 1 / 2, 0.0, 0.0])
     assert out["support"].tolist() == [2, 2, 1, 0]
     assert out["predicted"].tolist() == [2, 2, 0, 1]
     # the class that only appears among the predictions counts in the macro average (scikit-learn's rule)
