@@ -51,6 +51,10 @@ def _predict(
     return {lv: rec.predict(titles[rows].tolist(), d, lv) for lv in LEVELS}
 
 
+def _truth(labels: dict[str, np.ndarray], rows: np.ndarray) -> dict[str, np.ndarray]:
+    return {lv: labels[lv][rows] for lv in LEVELS}
+
+
 def _score(truth: dict[str, np.ndarray], pred: dict[str, np.ndarray]) -> dict[str, dict[str, float]]:
     return {lv: category_scores(truth[lv], pred[lv]) for lv in LEVELS}
 
@@ -69,12 +73,10 @@ def select_and_test(
         rec = CategoryRecognizer.fit(
             titles[tr].tolist(),
             None if dense is None else dense[tr],
-            {lv: labels[lv][tr] for lv in LEVELS},
+            _truth(labels, tr),
             cfg,
         )
-        val = _score(
-            {lv: y[idx["val"]] for lv, y in labels.items()}, _predict(rec, titles, dense, idx["val"])
-        )
+        val = _score(_truth(labels, idx["val"]), _predict(rec, titles, dense, idx["val"]))
         row: dict[str, Any] = {"dense_norm": norm, "C": c, "fit_s": time.perf_counter() - t0, "val": val,
                "val_mean_acc": float(np.mean([v["acc"] for v in val.values()]))}  # fmt: skip
         log.info(
@@ -86,7 +88,7 @@ def select_and_test(
         )
         grid.append((row, rec))
     best_row, best = max(grid, key=lambda g: g[0]["val_mean_acc"])
-    truth, pred = {lv: y[idx["test"]] for lv, y in labels.items()}, _predict(best, titles, dense, idx["test"])
+    truth, pred = _truth(labels, idx["test"]), _predict(best, titles, dense, idx["test"])
     return {"grid": [g[0] for g in grid], "chosen": {k: best_row[k] for k in ("dense_norm", "C")},
             "test": _score(truth, pred), "test_per_class": _per_class(truth, pred)}  # fmt: skip
 

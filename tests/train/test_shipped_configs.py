@@ -13,7 +13,8 @@ from samestyle.pretrain.train import PretrainConfig
 from samestyle.train.grocery import GroceryRunConfig
 from samestyle.train.run import RunConfig
 
-CONFIGS = sorted((Path(__file__).resolve().parents[2] / "configs").glob("*.toml"))
+CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs"
+CONFIGS = sorted(CONFIG_DIR.glob("*.toml"))
 
 
 def test_configs_are_found() -> None:
@@ -35,7 +36,7 @@ def test_shipped_config_loads(path: Path) -> None:
 
 
 def test_towers_category_config_combines_both_towers_and_the_category_terms() -> None:
-    cfg = load_config(RunConfig, Path(CONFIGS[0]).parent / "myntra-towers-category.toml")
-    ttc = load_config(RunConfig, Path(CONFIGS[0]).parent / "myntra-text-tower-category.toml")
+    cfg = load_config(RunConfig, CONFIG_DIR / "myntra-towers-category.toml")
+    ttc = load_config(RunConfig, CONFIG_DIR / "myntra-text-tower-category.toml")
     assert cfg.tower.kind == "finetune" and cfg.tower.pool == "attn"
     assert cfg.text_tower == ttc.text_tower and cfg.category == ttc.category and cfg.loss == ttc.loss
